@@ -1,0 +1,38 @@
+/* cmdlog.h - command_log and error_log, written off the request path.
+ *
+ * The fcgi child pushes one JSON entry onto bot:{global}:cmdlog:pending (or
+ * :errlog:pending) and returns; the worker moves entries in batches of up to
+ * 500 into PostgreSQL with one multi-row INSERT. An entry leaves Redis only
+ * after its batch commits (LMOVE to an inflight list, LTRIM after commit), so
+ * PostgreSQL being down loses nothing. If Redis is down at push time the
+ * entry is inserted directly; if both are down it is appended to the spool
+ * file <run_dir>/cmdlog.spool and replayed by the worker. */
+#ifndef GH_STORE_CMDLOG_H
+#define GH_STORE_CMDLOG_H
+
+#include <stdint.h>
+
+struct gh_ctx;
+
+struct gh_cmdlog_entry {
+    uint64_t guild_id;        /* 0 = DM */
+    uint64_t user_id;
+    uint64_t channel_id;
+    uint64_t interaction_id;
+    const char *command;      /* borrowed */
+    const char *options_json; /* borrowed JSON text or NULL */
+    int success;
+    const char *error;        /* borrowed or NULL */
+    int duration_us;
+    const char *corr;         /* correlation id */
+};
+
+int gh_cmdlog_record(struct gh_ctx *ctx, const struct gh_cmdlog_entry *e);
+/* Records an error: component, message, context JSON (or NULL), backtrace (or NULL). */
+int gh_errlog_record(struct gh_ctx *ctx, const char *component, const char *message,
+                     const char *context_json, const char *backtrace);
+/* Worker side: flushes up to max entries of each list. Returns the number
+ * written, or a negative gh_err (nothing lost). */
+int gh_cmdlog_flush(struct gh_ctx *ctx, int max);
+
+#endif

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The local stack's stand-in for cron: starts guildhall-worker every WORKER_TICK_S seconds
+# under flock, exactly as cron/crontab does every minute in production. A run lasts a tick plus
+# a few seconds, so two lock slots (alternating by tick) let consecutive runs overlap and
+# pickup stays sub-second, while never more than two runs exist at once.
+#   scripts/cron-loop.sh <run dir> <bin dir>
+set -u
+RUN=$1
+BIN=$2
+set -a; . "$RUN/stack.env"; set +a
+TICK=${WORKER_TICK_S:-60}
+children=()
+trap 'for p in "${children[@]}"; do kill -TERM "$p" 2>/dev/null; done; wait; exit 0' TERM INT
+n=0
+while :; do
+  slot=$((n % 2))
+  flock -n "$RUN/worker-$slot.lock" "$BIN/guildhall-worker" >>"$RUN/logs/worker.out" 2>&1 &
+  children+=($!)
+  n=$((n + 1))
+  # keep only live children in the list
+  live=(); for p in "${children[@]}"; do kill -0 "$p" 2>/dev/null && live+=("$p"); done; children=("${live[@]}")
+  sleep "$TICK" & wait $!
+done
