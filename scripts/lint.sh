@@ -10,8 +10,11 @@ echo "lint: cppcheck"
 cppcheck --quiet --enable=warning,performance,portability --inline-suppr --error-exitcode=1 \
   --suppress=missingIncludeSystem --std=c11 -D_DEFAULT_SOURCE -Ilib -I. $SRC || rc=1
 echo "lint: clang-tidy"
-clang-tidy --quiet $SRC -- -std=c11 -D_DEFAULT_SOURCE -Ilib -I. -isystem /usr/include/postgresql \
-  -DGH_VERSION='"lint"' 2>/dev/null | grep -E 'warning:|error:' && rc=1
+# One file per run: clang-tidy 14 given many files reports false vsnprintf findings.
+for f in $SRC; do
+  clang-tidy --quiet "$f" -- -std=c11 -D_DEFAULT_SOURCE -Ilib -I. -isystem /usr/include/postgresql \
+    -DGH_VERSION='"lint"' 2>/dev/null | grep -E 'warning:|error:' && rc=1
+done
 echo "lint: clang-format"
 clang-format --dry-run --Werror $SRC $HDR test/unit/*.c 2>&1 | grep -E 'error|warning' | head -20 && rc=1
 [ $rc -eq 0 ] && echo "lint: clean"

@@ -69,10 +69,14 @@ write_env() {
   if [ ! -f "$RUN/secrets.env" ]; then
     umask 077
     { echo "SESSION_SECRET=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')"
-      echo "ENCRYPTION_KEY=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')"; } > "$RUN/secrets.env"
+      echo "ENCRYPTION_KEY=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')"
+      echo "PG_PASSWORD=gh$(od -An -tx1 -N12 /dev/urandom | tr -d ' \n')"; } > "$RUN/secrets.env"
     umask 022
   fi
   . "$RUN/secrets.env"
+  if [ -z "${PG_PASSWORD:-}" ]; then
+    PG_PASSWORD="gh$(od -An -tx1 -N12 /dev/urandom | tr -d ' \n')"; echo "PG_PASSWORD=$PG_PASSWORD" >> "$RUN/secrets.env"
+  fi
   local fake=1
   [ -n "${DISCORD_TOKEN:-}" ] && fake=0
   {
@@ -85,7 +89,7 @@ write_env() {
     echo "GH_HTTP_URL=http://127.0.0.1:$HTTP_PORT"
     echo "GH_HTTP_PORT=$HTTP_PORT"
     echo "PUBLIC_URL=${PUBLIC_URL:-http://127.0.0.1:$HTTP_PORT}"
-    echo "DATABASE_URL=postgresql://guildhall:guildhall@127.0.0.1:$PG_PORT/guildhall"
+    echo "DATABASE_URL=postgresql://guildhall:$PG_PASSWORD@127.0.0.1:$PG_PORT/guildhall"
     echo "PG_PORT=$PG_PORT"
     echo "PG_DATA=$(pg_data_dir)"
     echo "REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0"
@@ -124,6 +128,7 @@ load_env() { set -a; . "$RUN/stack.env"; set +a; }
 # --- PostgreSQL ----------------------------------------------------------------------------
 pg_start() {
   local data; data=$(pg_data_dir)
+  [ -n "${PG_PASSWORD:-}" ] || . "$RUN/secrets.env"
   mkdir -p "$(dirname "$data")"
   if [ ! -s "$data/PG_VERSION" ]; then
     log "initdb $data"
@@ -144,8 +149,9 @@ pg_start() {
   as_pg psql -h "$data" -p "$PG_PORT" -U postgres -d postgres -qAt -v ON_ERROR_STOP=1 >/dev/null <<SQL
 DO \$\$ BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'guildhall') THEN
-    CREATE ROLE guildhall LOGIN PASSWORD 'guildhall' CREATEDB;
+    CREATE ROLE guildhall LOGIN CREATEDB;
   END IF;
+  ALTER ROLE guildhall PASSWORD '$PG_PASSWORD';
 END \$\$;
 SQL
   if ! as_pg psql -h "$data" -p "$PG_PORT" -U postgres -d postgres -qAt -c "SELECT 1 FROM pg_database WHERE datname='guildhall'" | grep -q 1; then

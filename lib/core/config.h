@@ -68,6 +68,11 @@ struct gh_config {
     size_t log_max_bytes;            /* LOG_MAX_BYTES, default 10485760 */
     int log_max_files;               /* LOG_MAX_FILES, default 5 */
     char run_dir[512];               /* GH_RUN_DIR: .run/<profile>, for pid files and spools */
+    /* Derived at load, not variables of their own: the (percent-decoded)
+     * passwords inside DATABASE_URL and REDIS_URL, "" when none, kept so that
+     * gh_config_register_secrets can hand them to the log redactor. */
+    char database_password[256];
+    char redis_password[256];
 };
 
 enum gh_cfg_type {
@@ -91,6 +96,10 @@ struct gh_cfg_entry {
     unsigned required_by; /* mask of enum gh_service */
     long long min, max;   /* for numbers */
     const char *meaning;  /* one line, for README and --help */
+    /* Extra check after the type's own (URL scheme, length, format), NULL =
+     * none. Writes "<what is expected>" into err (without the variable's
+     * name) and returns nonzero when value is not acceptable. */
+    int (*check)(const char *value, char *err, size_t errlen);
 };
 
 /* The table; n entries via *n. */
@@ -111,5 +120,12 @@ int gh_config_is_developer(const struct gh_config *cfg, uint64_t user_id);
 int gh_config_fake_mode(const struct gh_config *cfg); /* token empty */
 /* Prints the README table (markdown) to stdout. */
 void gh_config_print_markdown(void);
+
+struct gh_log_sink;
+/* Registers every secret of cfg with the sink's redactor: DISCORD_TOKEN,
+ * DISCORD_CLIENT_SECRET, SESSION_SECRET, ENCRYPTION_KEY and the passwords
+ * inside DATABASE_URL and REDIS_URL. The sink borrows the strings: cfg must
+ * outlive it. */
+void gh_config_register_secrets(const struct gh_config *cfg, struct gh_log_sink *sink);
 
 #endif

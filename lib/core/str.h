@@ -41,7 +41,7 @@ void gh_buf_reset(struct gh_buf *b);   /* len = 0, keeps memory */
 int gh_buf_append(struct gh_buf *b, const void *p, size_t n);
 int gh_buf_puts(struct gh_buf *b, const char *s);
 int gh_buf_printf(struct gh_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-int gh_buf_vprintf(struct gh_buf *b, const char *fmt, va_list ap);
+int gh_buf_vprintf(struct gh_buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* Returns data, or "" for an empty buffer; valid until the next change. */
 const char *gh_buf_cstr(const struct gh_buf *b);
 /* JSON string escaping of n bytes (quotes not added). */

@@ -5,44 +5,44 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define GH_PERMS(X)                                 \
-    X(CREATE_INSTANT_INVITE, 0)                     \
-    X(KICK_MEMBERS, 1)                              \
-    X(BAN_MEMBERS, 2)                               \
-    X(ADMINISTRATOR, 3)                             \
-    X(MANAGE_CHANNELS, 4)                           \
-    X(MANAGE_GUILD, 5)                              \
-    X(ADD_REACTIONS, 6)                             \
-    X(VIEW_AUDIT_LOG, 7)                            \
-    X(VIEW_CHANNEL, 10)                             \
-    X(SEND_MESSAGES, 11)                            \
-    X(MANAGE_MESSAGES, 13)                          \
-    X(EMBED_LINKS, 14)                              \
-    X(ATTACH_FILES, 15)                             \
-    X(READ_MESSAGE_HISTORY, 16)                     \
-    X(MENTION_EVERYONE, 17)                         \
-    X(USE_EXTERNAL_EMOJIS, 18)                      \
-    X(CONNECT, 20)                                  \
-    X(MUTE_MEMBERS, 22)                             \
-    X(DEAFEN_MEMBERS, 23)                           \
-    X(MOVE_MEMBERS, 24)                             \
-    X(CHANGE_NICKNAME, 26)                          \
-    X(MANAGE_NICKNAMES, 27)                         \
-    X(MANAGE_ROLES, 28)                             \
-    X(MANAGE_WEBHOOKS, 29)                          \
-    X(MANAGE_GUILD_EXPRESSIONS, 30)                 \
-    X(USE_APPLICATION_COMMANDS, 31)                 \
-    X(MANAGE_EVENTS, 33)                            \
-    X(MANAGE_THREADS, 34)                           \
-    X(CREATE_PUBLIC_THREADS, 35)                    \
-    X(CREATE_PRIVATE_THREADS, 36)                   \
-    X(SEND_MESSAGES_IN_THREADS, 38)                 \
-    X(MODERATE_MEMBERS, 40)                         \
-    X(PIN_MESSAGES, 51)                             \
+#define GH_PERMS(X)                                                                                          \
+    X(CREATE_INSTANT_INVITE, 0)                                                                              \
+    X(KICK_MEMBERS, 1)                                                                                       \
+    X(BAN_MEMBERS, 2)                                                                                        \
+    X(ADMINISTRATOR, 3)                                                                                      \
+    X(MANAGE_CHANNELS, 4)                                                                                    \
+    X(MANAGE_GUILD, 5)                                                                                       \
+    X(ADD_REACTIONS, 6)                                                                                      \
+    X(VIEW_AUDIT_LOG, 7)                                                                                     \
+    X(VIEW_CHANNEL, 10)                                                                                      \
+    X(SEND_MESSAGES, 11)                                                                                     \
+    X(MANAGE_MESSAGES, 13)                                                                                   \
+    X(EMBED_LINKS, 14)                                                                                       \
+    X(ATTACH_FILES, 15)                                                                                      \
+    X(READ_MESSAGE_HISTORY, 16)                                                                              \
+    X(MENTION_EVERYONE, 17)                                                                                  \
+    X(USE_EXTERNAL_EMOJIS, 18)                                                                               \
+    X(CONNECT, 20)                                                                                           \
+    X(MUTE_MEMBERS, 22)                                                                                      \
+    X(DEAFEN_MEMBERS, 23)                                                                                    \
+    X(MOVE_MEMBERS, 24)                                                                                      \
+    X(CHANGE_NICKNAME, 26)                                                                                   \
+    X(MANAGE_NICKNAMES, 27)                                                                                  \
+    X(MANAGE_ROLES, 28)                                                                                      \
+    X(MANAGE_WEBHOOKS, 29)                                                                                   \
+    X(MANAGE_GUILD_EXPRESSIONS, 30)                                                                          \
+    X(USE_APPLICATION_COMMANDS, 31)                                                                          \
+    X(MANAGE_EVENTS, 33)                                                                                     \
+    X(MANAGE_THREADS, 34)                                                                                    \
+    X(CREATE_PUBLIC_THREADS, 35)                                                                             \
+    X(CREATE_PRIVATE_THREADS, 36)                                                                            \
+    X(SEND_MESSAGES_IN_THREADS, 38)                                                                          \
+    X(MODERATE_MEMBERS, 40)                                                                                  \
+    X(PIN_MESSAGES, 51)                                                                                      \
     X(BYPASS_SLOWMODE, 52)
 
 enum gh_perm_bit {
-#define GH_PERM_ENUM(name, bit) GH_PERM_##name = bit,
+#define GH_PERM_ENUM(name, bit) GH_PERM_##name = (bit),
     GH_PERMS(GH_PERM_ENUM)
 #undef GH_PERM_ENUM
 };

@@ -3,7 +3,9 @@
  * Every builder sets allowed_mentions explicitly ({"parse":[]} unless the
  * caller passes users/roles to ping). Text that came from users must pass
  * through gh_escape_markdown before it is echoed. Output goes into a capped
- * buffer as the JSON body to send. */
+ * buffer as the JSON body to send: the gh_resp_* builders replace the
+ * buffer's content, and leave it empty when they fail. Content longer than
+ * 2000 characters is cut on a UTF-8 boundary and ends with "\u2026". */
 #ifndef GH_DISCORD_RESPOND_H
 #define GH_DISCORD_RESPOND_H
 
@@ -36,15 +38,16 @@ int gh_resp_pong(struct gh_buf *out);
 int gh_resp_message(struct gh_buf *out, const char *content, int ephemeral);
 /* type 4 or 7 with a full message object (borrowed). */
 int gh_resp_with_message(struct gh_buf *out, int type, json_object *msg);
-int gh_resp_deferred(struct gh_buf *out, int ephemeral);  /* type 5 */
-int gh_resp_deferred_update(struct gh_buf *out);           /* type 6 */
-int gh_resp_update(struct gh_buf *out, const char *content);/* type 7 */
+int gh_resp_deferred(struct gh_buf *out, int ephemeral);     /* type 5 */
+int gh_resp_deferred_update(struct gh_buf *out);             /* type 6 */
+int gh_resp_update(struct gh_buf *out, const char *content); /* type 7 */
 /* components: borrowed array of Label/text input components. */
 int gh_resp_modal(struct gh_buf *out, const char *custom_id, const char *title, json_object *components);
 /* choices: borrowed array of {name, value}, at most 25 used. */
 int gh_resp_autocomplete(struct gh_buf *out, json_object *choices);
 
-/* Escapes Discord markdown (\ * _ ~ ` | > #) and neutralises mentions
+/* Escapes Discord markdown (\ * _ ~ ` | anywhere; > # - at the start of a
+ * line, where they make quotes, headings and lists) and neutralises mentions
  * (@everyone, @here, <@id>, <@&id>, <#id>) by inserting a zero-width space;
  * result truncated to fit size (never mid UTF-8 sequence). Returns out. */
 char *gh_escape_markdown(const char *in, char *out, size_t size);

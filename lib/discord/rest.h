@@ -20,36 +20,41 @@ struct gh_logger;
 struct gh_rest;
 
 struct gh_rest_opts {
-    const char *api_base;    /* e.g. https://discord.com/api/v10 */
-    const char *token;       /* bot token; "" for none */
-    const char *user_agent;  /* "DiscordBot (url, version)" */
-    struct gh_redis *redis;  /* borrowed; NULL = process-local limits only */
+    const char *api_base;        /* e.g. https://discord.com/api/v10 */
+    const char *token;           /* bot token; "" for none */
+    const char *user_agent;      /* "DiscordBot (url, version)" */
+    struct gh_redis *redis;      /* borrowed; NULL = process-local limits only */
     const struct gh_logger *log; /* borrowed */
-    int timeout_ms;          /* default 30000 */
-    int max_retries;         /* 5xx / 429 retries, default 3 */
-    int max_wait_ms;         /* longest rate-limit wait accepted in blocking calls, default 5000 */
+    int timeout_ms;              /* default 30000 (when <= 0) */
+    int max_retries;             /* 5xx / 429 retries; 0 = none, < 0 = default 3 */
+    int max_wait_ms;             /* longest rate-limit wait accepted (blocking calls sleep,
+                                    submitted ones are delayed); 0 = never wait,
+                                    < 0 = default 5000 */
 };
 
 struct gh_rest_req {
-    const char *method;      /* GET POST PUT PATCH DELETE */
-    const char *path;        /* relative to api_base: "/channels/1/messages" */
-    const char *body;        /* JSON text or NULL */
+    const char *method; /* GET POST PUT PATCH DELETE */
+    const char *path;   /* relative to api_base: "/channels/1/messages" */
+    const char *body;   /* JSON text or NULL */
     size_t body_len;
-    const char *content_type;/* default application/json when body is set */
-    const char *audit_reason;/* X-Audit-Log-Reason (URL-encoded here), or NULL */
-    int no_auth;             /* interaction webhooks: no Authorization header */
+    const char *content_type; /* default application/json when body is set */
+    const char *audit_reason; /* X-Audit-Log-Reason (URL-encoded here), or NULL */
+    int no_auth;              /* interaction webhooks: no Authorization header */
 };
 
 struct gh_rest_resp {
-    long status;             /* HTTP status, 0 when no response */
-    char *body;              /* NUL-terminated, caller frees with gh_rest_resp_cleanup */
+    long status; /* HTTP status, 0 when no response */
+    char *body;  /* NUL-terminated, caller frees with gh_rest_resp_cleanup */
     size_t body_len;
-    double retry_after;      /* seconds, from a 429 */
-    int discord_code;        /* JSON "code" of an error body, 0 if none */
-    char error[256];         /* what went wrong, for the person and the log */
+    double retry_after; /* seconds, from a 429 */
+    int discord_code;   /* JSON "code" of an error body, 0 if none */
+    char error[256];    /* what went wrong, for the person and the log */
 };
 
+/* Copies what it needs from opts. NULL when api_base is missing or a string
+ * holds control characters. One gh_rest belongs to one thread. */
 struct gh_rest *gh_rest_new(const struct gh_rest_opts *opts);
+/* Accepts NULL. Transfers still pending are dropped without their callback. */
 void gh_rest_free(struct gh_rest *rest);
 void gh_rest_resp_cleanup(struct gh_rest_resp *resp);
 
@@ -61,14 +66,20 @@ void gh_rest_resp_cleanup(struct gh_rest_resp *resp);
 int gh_rest_do(struct gh_rest *rest, const struct gh_rest_req *req, struct gh_rest_resp *resp);
 
 /* Non-blocking (curl multi). cb runs from gh_rest_poll with the outcome;
- * resp is valid only during the callback. */
+ * resp is valid only during the callback. Returns GH_OK when queued (cb then
+ * runs exactly once, also for refusals such as rate limits or an open
+ * breaker), or GH_EINVAL / GH_ENOMEM (cb never runs). Rate-limit waits up to
+ * max_wait_ms delay the transfer instead of blocking. The request is copied. */
 typedef void (*gh_rest_cb)(int err, const struct gh_rest_resp *resp, void *arg);
 int gh_rest_submit(struct gh_rest *rest, const struct gh_rest_req *req, gh_rest_cb cb, void *arg);
-/* Drives transfers for up to timeout_ms; returns the number still running. */
+/* Drives transfers for up to timeout_ms; returns the number still running
+ * (or waiting), or GH_EINVAL when called from inside a callback. */
 int gh_rest_poll(struct gh_rest *rest, int timeout_ms);
 
 /* The rate-limit key of a request: "PATCH /channels/{id}/messages/{id}" with
- * major parameters kept ("/channels/123/..."). Exposed for tests. */
+ * major parameters kept ("/channels/123/..."). Exposed for tests. Webhook
+ * tokens become "{t:<hash>}" and interaction tokens "{token}", so the key is
+ * safe to log; the query string is ignored. */
 int gh_rest_route_key(const char *method, const char *path, char *out, size_t size);
 
 #endif

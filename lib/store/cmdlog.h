@@ -3,10 +3,12 @@
  * The fcgi child pushes one JSON entry onto bot:{global}:cmdlog:pending (or
  * :errlog:pending) and returns; the worker moves entries in batches of up to
  * 500 into PostgreSQL with one multi-row INSERT. An entry leaves Redis only
- * after its batch commits (LMOVE to an inflight list, LTRIM after commit), so
- * PostgreSQL being down loses nothing. If Redis is down at push time the
- * entry is inserted directly; if both are down it is appended to the spool
- * file <run_dir>/cmdlog.spool and replayed by the worker. */
+ * after its batch commits (LMOVE to an inflight list, DEL after commit), so
+ * PostgreSQL being down loses nothing, and a replayed batch inserts nothing
+ * twice (unique interaction_id / dedupe_key). If Redis is down at push time
+ * the entry is inserted directly (so do not record while ctx->pg is inside a
+ * transaction); if both are down it is appended to the spool file
+ * <run_dir>/cmdlog.spool and replayed by the worker. Details in cmdlog.c. */
 #ifndef GH_STORE_CMDLOG_H
 #define GH_STORE_CMDLOG_H
 
@@ -27,8 +29,11 @@ struct gh_cmdlog_entry {
     const char *corr;         /* correlation id */
 };
 
+/* GH_OK (queued, written or spooled), GH_EINVAL (no command or user),
+ * GH_EIO (nowhere to put it: logged whole). */
 int gh_cmdlog_record(struct gh_ctx *ctx, const struct gh_cmdlog_entry *e);
-/* Records an error: component, message, context JSON (or NULL), backtrace (or NULL). */
+/* Records an error: component, message, context JSON (or NULL), backtrace (or
+ * NULL). The guild and correlation id come from ctx->log. */
 int gh_errlog_record(struct gh_ctx *ctx, const char *component, const char *message,
                      const char *context_json, const char *backtrace);
 /* Worker side: flushes up to max entries of each list. Returns the number

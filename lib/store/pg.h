@@ -32,9 +32,18 @@ PGresult *gh_pg_exec(struct gh_pg *pg, const char *sql, int nparams, const char 
  * connection. name must be a static string unique per sql. */
 PGresult *gh_pg_exec_prepared(struct gh_pg *pg, const char *name, const char *sql, int nparams,
                               const char *const *params);
+/* Runs a script of several statements without parameters through the simple
+ * query protocol (PQexec): migrations. Statements of one call run in one
+ * implicit transaction unless the script has its own BEGIN/COMMIT. Result as
+ * gh_pg_exec (the last statement's). */
+PGresult *gh_pg_exec_script(struct gh_pg *pg, const char *sql);
 /* Convenience: exec and PQclear; GH_OK or GH_EPG. */
 int gh_pg_command(struct gh_pg *pg, const char *sql, int nparams, const char *const *params);
-/* BEGIN / COMMIT / ROLLBACK. */
+/* BEGIN / COMMIT / ROLLBACK. COMMIT of a transaction in which a statement
+ * failed returns GH_EPG (SQLSTATE 25P02). After a lost connection inside a
+ * transaction every call fails until ROLLBACK (GH_OK: the server already
+ * rolled back). A successful ROLLBACK keeps gh_pg_errmsg/gh_pg_sqlstate of the
+ * failure that caused it. */
 int gh_pg_begin(struct gh_pg *pg);
 int gh_pg_commit(struct gh_pg *pg);
 int gh_pg_rollback(struct gh_pg *pg);

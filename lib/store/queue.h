@@ -15,6 +15,8 @@ struct gh_redis;
 struct gh_logger;
 
 #define GH_QUEUE_DEFAULT "default"
+/* Number of queue partitions ({q0}..{q3}). */
+#define GH_QUEUE_PARTITIONS 4
 
 struct gh_job {
     char id[160];
@@ -28,19 +30,24 @@ struct gh_job {
 };
 
 void gh_job_cleanup(struct gh_job *job);
+/* 1 when the job has a deadline and now_ms is at or past it (the worker then
+ * drops and logs it), else 0. */
+int gh_job_expired(const struct gh_job *job, int64_t now_ms);
 
 /* payload is borrowed (serialized). Returns GH_OK (queued), GH_EDUPLICATE
  * (already seen: nothing done), GH_EREDIS. */
 int gh_queue_enqueue(struct gh_redis *r, const char *queue, const char *id, const char *kind,
                      uint64_t guild_id, json_object *payload, int64_t deadline_ms);
-/* Blocks up to timeout_s (BLMOVE ready -> processing). GH_OK with *job
+/* Blocks up to timeout_s (BLMOVE ready -> processing; 0 = do not block). GH_OK with *job
  * filled, GH_ENOTFOUND on timeout, GH_EREDIS, GH_EJSON (a malformed job was
  * moved to the dead list). */
 int gh_queue_pop(struct gh_redis *r, const char *queue, int timeout_s, struct gh_job *job);
-/* Removes the job from processing (done). */
+/* Removes the job from processing (done). GH_OK, GH_ENOTFOUND (it was not in
+ * processing), GH_EREDIS. */
 int gh_queue_ack(struct gh_redis *r, const char *queue, const struct gh_job *job);
 /* Failure: removes from processing; requeues with attempt+1 when attempts
- * remain (max_attempts), else pushes to ...:dead with the error. */
+ * remain (max_attempts), else pushes to ...:dead with the error. GH_OK,
+ * GH_ENOTFOUND (not in processing: nothing done), GH_EREDIS. */
 int gh_queue_fail(struct gh_redis *r, const char *queue, const struct gh_job *job, int max_attempts,
                   const char *error);
 /* Lengths of ready / processing / dead; -1 when Redis is down. */

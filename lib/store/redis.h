@@ -21,8 +21,13 @@ void gh_redis_free(struct gh_redis *r);
  * unreachable or the connection broke (then it reconnects on a later call).
  * An error reply (REDIS_REPLY_ERROR) is returned as a reply, not NULL. */
 redisReply *gh_redis_cmd(struct gh_redis *r, const char *fmt, ...);
+/* Same as gh_redis_cmd with a different read timeout for this one command:
+ * blocking commands (BLMOVE, BLPOP) that may wait longer than the connection's
+ * timeout_ms. */
+redisReply *gh_redis_cmd_timeout(struct gh_redis *r, int timeout_ms, const char *fmt, ...);
 redisReply *gh_redis_cmdargv(struct gh_redis *r, int argc, const char **argv, const size_t *argvlen);
-/* Pipelining: append n commands, then read n replies (each may be NULL). */
+/* Pipelining: append n commands, then read n replies (each may be NULL).
+ * While replies are unread, gh_redis_cmd* return NULL (read them first). */
 int gh_redis_append(struct gh_redis *r, const char *fmt, ...);
 redisReply *gh_redis_get_reply(struct gh_redis *r);
 

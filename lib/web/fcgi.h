@@ -6,6 +6,8 @@
 
 struct gh_http_req;
 struct gh_http_resp;
+struct gh_arena;
+struct gh_logger;
 
 typedef void (*gh_http_handler_fn)(const struct gh_http_req *req, struct gh_http_resp *resp, void *arg);
 
@@ -13,5 +15,27 @@ typedef void (*gh_http_handler_fn)(const struct gh_http_req *req, struct gh_http
  * larger bodies set body_too_large without being read), calls handler,
  * writes the response. Returns when gh_prefork_stopping(). */
 int gh_fcgi_serve(int listen_fd, size_t max_body, size_t max_resp, gh_http_handler_fn handler, void *arg);
+
+/* The same with a logger for accept/IO failures (gh_fcgi_serve logs them to
+ * stderr). */
+struct gh_fcgi_opts {
+    int listen_fd;
+    size_t max_body;
+    size_t max_resp;
+    gh_http_handler_fn handler;
+    void *arg;
+    const struct gh_logger *log; /* borrowed; NULL = stderr */
+};
+int gh_fcgi_serve_opts(const struct gh_fcgi_opts *opts);
+
+/* Fills req (method, path, query, remote_addr, headers, arena) from a CGI
+ * parameter array ("NAME=value" strings, NULL-terminated). Values borrow
+ * from envp; header names are copied into arena (lower case, '_' -> '-';
+ * CONTENT_TYPE and CONTENT_LENGTH become "content-type"/"content-length").
+ * *content_length: CONTENT_LENGTH, or -1 when absent or not a number.
+ * Headers past GH_HTTP_MAX_HEADERS are dropped. GH_OK or GH_ENOMEM.
+ * Exposed for tests. */
+int gh_fcgi_parse_params(char **envp, struct gh_arena *arena, struct gh_http_req *req,
+                         long long *content_length);
 
 #endif

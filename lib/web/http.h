@@ -12,21 +12,21 @@ struct gh_arena;
 #define GH_HTTP_MAX_HEADERS 32
 
 struct gh_http_header {
-    const char *name;  /* lower-case, e.g. "x-signature-ed25519" */
+    const char *name; /* lower-case, e.g. "x-signature-ed25519" */
     const char *value;
 };
 
 struct gh_http_req {
-    const char *method;      /* "POST" */
-    const char *path;        /* "/interactions" (no query) */
-    const char *query;       /* "" when none */
+    const char *method; /* "POST" */
+    const char *path;   /* "/interactions" (no query) */
+    const char *query;  /* "" when none */
     const char *remote_addr;
-    const char *body;        /* NUL-terminated copy, len bytes */
+    const char *body; /* NUL-terminated copy, len bytes */
     size_t body_len;
-    int body_too_large;      /* set by the reader when CONTENT_LENGTH > cap */
+    int body_too_large; /* set by the reader when CONTENT_LENGTH > cap */
     struct gh_http_header headers[GH_HTTP_MAX_HEADERS];
     int n_headers;
-    struct gh_arena *arena;  /* per request, reset after it (borrowed; may be NULL in tests) */
+    struct gh_arena *arena; /* per request, reset after it (borrowed; may be NULL in tests) */
 };
 
 struct gh_http_resp {

@@ -18,7 +18,7 @@ struct gh_prefork_opts {
     gh_child_main_fn child_main;
     void *arg;
     const struct gh_logger *log;
-    const char *pid_file;     /* written by the master, or NULL */
+    const char *pid_file; /* written by the master, or NULL */
 };
 
 /* Children = requested, or when 0: 2 x cores, clamped so that children do

@@ -1,0 +1,59 @@
+/* timeutil.c - clocks and time formatting. */
+#include "core/timeutil.h"
+
+#include <stdio.h>
+#include <time.h>
+
+/* Discord's epoch: the first second of 2015, in ms since the Unix epoch. */
+#define DISCORD_EPOCH_MS 1420070400000LL
+
+static int64_t clock_ms(clockid_t id)
+{
+    struct timespec ts;
+
+    if (clock_gettime(id, &ts) != 0)
+        return 0;
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t gh_now_ms(void)
+{
+    return clock_ms(CLOCK_REALTIME);
+}
+
+int64_t gh_mono_ms(void)
+{
+    return clock_ms(CLOCK_MONOTONIC);
+}
+
+void gh_iso8601(int64_t epoch_ms, char *out, size_t size)
+{
+    struct tm tm;
+    int64_t secs, ms;
+    time_t t;
+    int n;
+
+    if (!out || size == 0)
+        return;
+    /* Floor division so that times before 1970 still get 0..999 ms. */
+    secs = epoch_ms / 1000;
+    ms = epoch_ms % 1000;
+    if (ms < 0) {
+        ms += 1000;
+        secs -= 1;
+    }
+    t = (time_t)secs;
+    if (!gmtime_r(&t, &tm)) {
+        out[0] = '\0';
+        return;
+    }
+    n = snprintf(out, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)ms);
+    if (n < 0 || (size_t)n >= size)
+        out[0] = '\0'; /* a cut timestamp would be misread: none at all */
+}
+
+int64_t gh_snowflake_ms(uint64_t snowflake)
+{
+    return (int64_t)(snowflake >> 22) + DISCORD_EPOCH_MS;
+}

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# make bench: the signed-command benchmark, side by side in one run.
+# Starts the bench stack (127.0.0.1:38080) and the peers from ../shared/peers/ (express +
+# discord-interactions, aiohttp + PyNaCl), pins every server to CPU 0 and wrk to CPU 1, signs a
+# fresh pool of requests (unique ids, command `ping`) right before each run, and prints req/s,
+# p50, p99 and CPU-seconds per request over every server-side process (from /proc), with our
+# ratios. Fails on any non-2xx response or socket error.
+#   BENCH_SECONDS=10 BENCH_CONNS=64 scripts/bench.sh
+set -uo pipefail
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+cd "$REPO"
+SECS=${BENCH_SECONDS:-10}
+CONNS=${BENCH_CONNS:-64}
+BIG=${BENCH_BIG_CONNS:-1000}
+PEERS_DIR=${GH_PEERS_DIR:-$REPO/../shared/peers}
+RUN="$REPO/.run/bench"
+SEED=000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f
+PUB=03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8
+ulimit -n 65536 2>/dev/null || true
+fail=0
+
+cleanup() { scripts/stack.sh stop bench >/dev/null 2>&1 || true; }
+trap cleanup EXIT
+
+LOG_LEVEL=${LOG_LEVEL:-info} scripts/stack.sh start bench --fresh >/dev/null || { echo "bench: stack did not start"; exit 1; }
+set -a; . "$RUN/stack.env"; set +a
+mkdir -p "$RUN/peers"
+
+pg_pid=$(head -1 "$PG_DATA/postmaster.pid" 2>/dev/null)
+OUR_PIDS="$(cat "$RUN/nginx.pid") $(cat "$RUN/interactions.spawn.pid") $(cat "$RUN/redis.pid") $pg_pid $(cat "$RUN/cron.spawn.pid")"
+
+peer_ok=()
+if [ -d "$PEERS_DIR/express" ]; then
+  rm -rf "$RUN/peers/express"; cp -r "$PEERS_DIR/express" "$RUN/peers/express"
+  if (cd "$RUN/peers/express" && npm install --no-audit --no-fund --loglevel=error >/dev/null 2>&1); then
+    (cd "$RUN/peers/express" && PUBLIC_KEY=$PUB PORT=38090 nohup node server.mjs >"$RUN/logs/peer-express.log" 2>&1 & echo $! > "$RUN/peer-express.pid")
+    peer_ok+=(express)
+  else echo "bench: express peer: npm install failed, skipped"; fi
+fi
+if [ -f "$PEERS_DIR/aiohttp/server.py" ]; then
+  (PUBLIC_KEY=$PUB PORT=38091 nohup /usr/bin/python3 "$PEERS_DIR/aiohttp/server.py" >"$RUN/logs/peer-aiohttp.log" 2>&1 & echo $! > "$RUN/peer-aiohttp.pid")
+  peer_ok+=(aiohttp)
+fi
+for i in $(seq 1 100); do
+  ok=1
+  for p in "${peer_ok[@]}"; do
+    port=38090; [ "$p" = aiohttp ] && port=38091
+    curl -s -o /dev/null "http://127.0.0.1:$port/" || ok=0
+  done
+  [ $ok = 1 ] && break; sleep 0.1
+done
+
+pin() { local p c; for p in "$@"; do
+  taskset -a -cp 0 "$p" >/dev/null 2>&1
+  for c in $(pgrep -P "$p"); do pin "$c"; done
+done; }
+
+declare -A RPS P50 P99 CPU
+run_one() { # name url pids conns
+  local name=$1 url=$2 pids=$3 conns=$4
+  for p in $pids; do pin "$p"; done
+  node test/bench/sign-pool.mjs "$SEED" 8000 "$RUN/pool.lua" test/fixtures/interactions/command.json
+  GH_BENCH_POOL="$RUN/pool.lua" taskset -c 1 wrk -t1 -c16 -d2s -s test/bench/interactions.lua "$url" >/dev/null 2>&1
+  node test/bench/sign-pool.mjs "$SEED" 8000 "$RUN/pool.lua" test/fixtures/interactions/command.json
+  local c0; c0=$(test/bench/cpu.py $pids)
+  local out; out=$(GH_BENCH_POOL="$RUN/pool.lua" taskset -c 1 wrk -t$([ "$conns" -gt 100 ] && echo 2 || echo 1) \
+      -c"$conns" -d"${SECS}s" --latency -s test/bench/interactions.lua "$url" 2>&1)
+  local c1; c1=$(test/bench/cpu.py $pids)
+  echo "$out" > "$RUN/logs/wrk-$name-$conns.txt"
+  local rps reqs p50 p99 non2xx sockerr
+  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  reqs=$(echo "$out" | awk '/requests in/ {print $1}')
+  p50=$(echo "$out" | awk '$1=="50%" {print $2}')
+  p99=$(echo "$out" | awk '$1=="99%" {print $2}')
+  non2xx=$(echo "$out" | awk '/Non-2xx/ {print $NF}')
+  sockerr=$(echo "$out" | grep 'Socket errors' || true)
+  local cpu; cpu=$(awk -v a="$c0" -v b="$c1" 'BEGIN{printf "%.3f", b-a}')
+  local per; per=$(awk -v c="$cpu" -v n="$reqs" 'BEGIN{ if (n>0) printf "%.1f", c*1e6/n; else print "nan"}')
+  local percpu; percpu=$(awk -v c="$cpu" -v n="$reqs" 'BEGIN{ if (c>0) printf "%.0f", n/c; else print 0}')
+  printf '%-10s c=%-5s %9s req/s  p50 %-9s p99 %-9s  %6s µs CPU/req  %7s req per CPU-s' "$name" "$conns" "$rps" "$p50" "$p99" "$per" "$percpu"
+  if [ -n "$non2xx" ] || [ -n "$sockerr" ]; then
+    printf '  ERRORS: %s %s' "${non2xx:+non-2xx=$non2xx}" "$sockerr"; fail=1
+  fi
+  echo
+  RPS[$name-$conns]=$rps; P50[$name-$conns]=$p50; P99[$name-$conns]=$p99; CPU[$name-$conns]=$percpu
+}
+
+echo "bench: signed APPLICATION_COMMAND (ping), ${SECS}s per run, servers pinned to CPU 0, wrk on CPU 1"
+run_one guildhall "$GH_HTTP_URL" "$OUR_PIDS" "$CONNS"
+for p in "${peer_ok[@]}"; do
+  port=38090; [ "$p" = aiohttp ] && port=38091
+  run_one "$p" "http://127.0.0.1:$port" "$(cat "$RUN/peer-$p.pid")" "$CONNS"
+done
+run_one guildhall "$GH_HTTP_URL" "$OUR_PIDS" "$BIG"
+
+ms() { echo "$1" | awk '{v=$1; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; printf "%.2f", v}'; }
+echo
+for p in "${peer_ok[@]}"; do
+  r=$(awk -v a="${CPU[guildhall-$CONNS]}" -v b="${CPU[$p-$CONNS]}" 'BEGIN{ if (b>0) printf "%.2f", a/b; else print "n/a"}')
+  t=$(awk -v a="${RPS[guildhall-$CONNS]}" -v b="${RPS[$p-$CONNS]}" 'BEGIN{ if (b>0) printf "%.2f", a/b; else print "n/a"}')
+  echo "ratio guildhall/$p: ${r}x requests per CPU-second, ${t}x requests per second"
+done
+p99=$(ms "${P99[guildhall-$CONNS]}")
+echo "guildhall p99 at $CONNS connections: ${p99} ms (goal < 15 ms); $BIG connections: p99 $(ms "${P99[guildhall-$BIG]}") ms"
+[ $fail -eq 0 ] && echo "bench: no errors" || echo "bench: FAILED (errors above)"
+exit $fail

@@ -1,0 +1,231 @@
+// control.mjs - the fake's control API under /_fake/ (tests drive the fake here).
+//
+//   GET    /_fake/health                 {ok, uptime_s, requests, port}
+//   GET    /_fake/requests               ?method=&path=<prefix>&path_re=<regex>&since=<seq>&limit=
+//   DELETE /_fake/requests               clears the log (seq keeps counting)
+//   POST   /_fake/fail                   {method?, path_re, status, count?, retry_after?, global?, scope?, body?}
+//   GET    /_fake/fail, DELETE /_fake/fail
+//   POST   /_fake/reset                  state back to the seed; clears fail rules and buckets
+//   GET    /_fake/state                  guilds, members, roles, channels, messages, bans, commands, ...
+//   POST   /_fake/guilds                 {guild: makeGuild() object} adds a guild
+//   POST   /_fake/interaction            signs and POSTs an interaction to Guildhall
+//   GET    /_fake/interactions           ?since=<seq>: interactions sent and how they were answered
+//   POST   /_fake/sign                   {body: string, timestamp?, wrong_key?} -> {signature, timestamp}
+//   POST   /_fake/oauth/token            {user_id, scope?} -> a Bearer token without the browser dance
+import { interactionToken } from '../../lib/fixtures.mjs';
+import { sign, WRONG_SEED_HEX } from '../../lib/signer.mjs';
+import { snowflake } from '../../lib/snowflake.mjs';
+import { validateBody, toFlat } from './validate.mjs';
+import { acknowledge, issueTokens, publicMessage, reply, TOKEN_TTL_MS } from './routes.mjs';
+
+const FAIL_STATUSES = new Set([401, 403, 404, 429, 500, 502, 503]);
+
+function bad(message) {
+  return reply(400, { error: message });
+}
+
+function filterRequests(log, q) {
+  let re = null;
+  if (q.path_re) {
+    try { re = new RegExp(q.path_re); } catch (e) { return { error: `path_re: ${e.message}` }; }
+  }
+  const since = q.since !== undefined ? Number(q.since) : -1;
+  let out = log.filter((r) => r.seq > since
+    && (!q.method || r.method === String(q.method).toUpperCase())
+    && (!q.path || r.path.startsWith(q.path))
+    && (!re || re.test(r.path)));
+  if (q.limit) out = out.slice(-Number(q.limit));
+  return { list: out };
+}
+
+function stateView(store) {
+  const st = store.st;
+  const view = { guilds: [], members: {}, roles: {}, channels: {}, bans: {}, messages: {}, commands: st.commands, audit_log: st.audit_log, interactions: [] };
+  for (const g of Object.values(st.guilds)) {
+    const gid = g.guild.id;
+    view.guilds.push(g.guild);
+    view.members[gid] = Object.values(g.members);
+    view.roles[gid] = Object.values(g.roles).sort((a, b) => a.position - b.position);
+    view.channels[gid] = Object.values(g.channels);
+    view.bans[gid] = Object.values(g.bans);
+  }
+  for (const [ch, msgs] of Object.entries(st.messages)) {
+    view.messages[ch] = Object.values(msgs).sort((a, b) => (BigInt(a.id) < BigInt(b.id) ? -1 : 1));
+  }
+  for (const ix of Object.values(st.interactions)) {
+    view.interactions.push({
+      id: ix.id, token: ix.token, type: ix.type, guild_id: ix.guild_id, channel_id: ix.channel_id, state: ix.state,
+      ack: ix.ack, created_at: ix.created_at, expires_at: ix.expires_at, original: ix.original,
+      followups: Object.values(ix.followups), original_deleted: Boolean(ix.original_deleted),
+    });
+  }
+  return view;
+}
+
+function tamperRaw(raw, id) {
+  const needle = `"id":"${id}"`;
+  if (raw.includes(needle)) {
+    const last = id.at(-1) === '9' ? '8' : String(Number(id.at(-1)) + 1);
+    return raw.replace(needle, `"id":"${id.slice(0, -1)}${last}"`);
+  }
+  return `${raw} `;
+}
+
+/** Signs and sends one interaction to Guildhall; returns what it answered. */
+async function sendInteraction(ctx, b) {
+  if (!b || typeof b !== 'object' || (!b.body && b.raw_body === undefined)) return bad('body (object) or raw_body (string) required');
+  const url = b.url ?? ctx.interactionsUrl;
+  if (!url) return bad('GH_INTERACTIONS_URL is not set and no url was given');
+  const body = b.body ? structuredClone(b.body) : {};
+  body.id ??= snowflake();
+  body.application_id ??= ctx.applicationId;
+  body.token ??= interactionToken(body.id);
+  body.version ??= 1;
+  const raw = b.raw_body ?? JSON.stringify(body);
+  const ts = String(b.timestamp ?? Math.floor(Date.now() / 1000));
+  const signature = sign(raw, ts, b.sign_with_wrong_key ? WRONG_SEED_HEX : ctx.seedHex);
+  const sent = b.tamper ? tamperRaw(raw, body.id) : raw;
+  const headers = { 'Content-Type': 'application/json', 'User-Agent': 'Discord-Interactions/1.0 (+https://discord.com)' };
+  if (!b.omit_headers) {
+    headers['X-Signature-Ed25519'] = signature;
+    headers['X-Signature-Timestamp'] = ts;
+  }
+  Object.assign(headers, b.headers ?? {});
+
+  const now = Date.now();
+  const store = ctx.store;
+  const ix = {
+    id: body.id, token: body.token, application_id: body.application_id, type: body.type,
+    guild_id: body.guild_id ?? null, channel_id: body.channel_id ?? body.channel?.id ?? null,
+    user: body.member?.user ?? body.user ?? null, command_name: body.data?.name ?? null,
+    message: body.message ?? null, created_at: now,
+    expires_at: now + (Number.isFinite(b.token_ttl_ms) ? b.token_ttl_ms : TOKEN_TTL_MS),
+    state: 'pending', ack: null, original: null, followups: {}, followup_count: 0,
+  };
+  store.st.interactions[ix.token] = ix;
+  store.pruneInteractions(now);
+
+  const seq = ++ctx.interactionSeq;
+  const t0 = performance.now();
+  let res;
+  let text = '';
+  try {
+    res = await fetch(url, { method: 'POST', headers, body: sent, signal: AbortSignal.timeout(b.timeout_ms ?? 10000) });
+    text = await res.text();
+  } catch (e) {
+    ix.state = 'failed';
+    store.settle(ix.token);
+    const entry = { seq, time: now, interaction: { id: ix.id, token: ix.token }, error: String(e.cause?.message ?? e.message) };
+    ctx.interactionLog.push(entry);
+    return reply(502, { error: `could not reach ${url}: ${entry.error}`, interaction: entry.interaction });
+  }
+  const elapsed = performance.now() - t0;
+  let parsed = text;
+  try { parsed = text.length ? JSON.parse(text) : null; } catch { /* text */ }
+  const resHeaders = Object.fromEntries(res.headers.entries());
+  const out = {
+    status: res.status, headers: resHeaders, body: parsed, elapsed_ms: Math.round(elapsed * 1000) / 1000,
+    interaction: { id: ix.id, token: ix.token, application_id: ix.application_id }, response_valid: null,
+    response_errors: [], has_allowed_mentions: false,
+  };
+  if (res.status === 200 && parsed && typeof parsed === 'object') {
+    const v = validateBody('InteractionCallbackRequest', parsed);
+    out.response_valid = v.issues.length === 0 && !v.empty;
+    out.response_errors = v.empty ? [{ path: 'data', code: '50006', message: 'Cannot send an empty message' }] : toFlat(v.issues);
+    out.has_allowed_mentions = Boolean(parsed.data && typeof parsed.data === 'object' && 'allowed_mentions' in parsed.data);
+    if (!/^application\/json/i.test(resHeaders['content-type'] ?? '')) {
+      out.response_valid = false;
+      out.response_errors.push({ path: '', code: 'CONTENT_TYPE', message: 'the response needs Content-Type: application/json' });
+    }
+    if (elapsed > 3000) {
+      out.late = true;
+      ix.state = 'failed';
+      store.settle(ix.token);
+    } else if (out.response_valid) {
+      acknowledge(ctx, ix, parsed, 'http');
+    } else {
+      ix.state = 'failed';
+      store.settle(ix.token);
+    }
+  } else if (res.status === 202) {
+    // answered through POST /interactions/{id}/{token}/callback
+  } else {
+    ix.state = 'failed';
+    store.settle(ix.token);
+  }
+  out.state = ix.state;
+  if (ix.original) out.original = publicMessage(ix.original);
+  ctx.interactionLog.push({ seq, time: now, ...out, headers: undefined });
+  if (ctx.interactionLog.length > 2000) ctx.interactionLog.splice(0, ctx.interactionLog.length - 2000);
+  store.changed();
+  return reply(200, out);
+}
+
+export async function handleControl(ctx, req) {
+  const { method, path, query } = req;
+  const b = req.body;
+  switch (`${method} ${path}`) {
+    case 'GET /_fake/health':
+      return reply(200, { ok: true, uptime_s: Math.round(process.uptime()), requests: ctx.seq, port: ctx.port, application_id: ctx.applicationId });
+    case 'GET /_fake/requests': {
+      const r = filterRequests(ctx.log, query);
+      return r.error ? bad(r.error) : reply(200, r.list);
+    }
+    case 'DELETE /_fake/requests':
+      ctx.log.length = 0;
+      return reply(200, { cleared: true, seq: ctx.seq });
+    case 'POST /_fake/fail': {
+      if (!b || typeof b !== 'object') return bad('JSON body required');
+      if (!FAIL_STATUSES.has(b.status)) return bad(`status must be one of ${[...FAIL_STATUSES].join(', ')}`);
+      if (typeof b.path_re !== 'string') return bad('path_re (string) required');
+      let re;
+      try { re = new RegExp(b.path_re); } catch (e) { return bad(`path_re: ${e.message}`); }
+      const rule = {
+        id: ++ctx.failSeq, method: b.method ? String(b.method).toUpperCase() : null, path_re: b.path_re, re,
+        status: b.status, count: Number.isInteger(b.count) && b.count > 0 ? b.count : 1,
+        retry_after: typeof b.retry_after === 'number' ? b.retry_after : 1, global: Boolean(b.global),
+        scope: b.scope ?? (b.global ? 'global' : 'user'), body: b.body ?? null,
+      };
+      ctx.fails.push(rule);
+      const { re: _re, ...shown } = rule;
+      return reply(200, shown);
+    }
+    case 'GET /_fake/fail':
+      return reply(200, ctx.fails.map(({ re, ...r }) => r));
+    case 'DELETE /_fake/fail':
+      ctx.fails.length = 0;
+      return reply(200, { cleared: true });
+    case 'POST /_fake/reset':
+      ctx.store.reset();
+      ctx.fails.length = 0;
+      ctx.limiter.reset();
+      return reply(200, { reset: true });
+    case 'GET /_fake/state':
+      return reply(200, stateView(ctx.store));
+    case 'POST /_fake/guilds': {
+      const g = b?.guild;
+      if (!g?.guild?.id || !g.roles || !g.channels || !Array.isArray(g.members)) return bad('guild: a makeGuild() object is required');
+      ctx.store.addGuild(g);
+      return reply(200, { added: g.guild.id });
+    }
+    case 'POST /_fake/interaction':
+      return sendInteraction(ctx, b);
+    case 'GET /_fake/interactions': {
+      const since = query.since !== undefined ? Number(query.since) : -1;
+      return reply(200, ctx.interactionLog.filter((e) => e.seq > since));
+    }
+    case 'POST /_fake/sign': {
+      if (typeof b?.body !== 'string') return bad('body (string) required');
+      const ts = String(b.timestamp ?? Math.floor(Date.now() / 1000));
+      return reply(200, { signature: sign(b.body, ts, b.wrong_key ? WRONG_SEED_HEX : ctx.seedHex), timestamp: ts });
+    }
+    case 'POST /_fake/oauth/token': {
+      if (!b?.user_id || !ctx.store.user(b.user_id)) return bad('user_id of a known user required');
+      const t = issueTokens(ctx, b.user_id, b.scope ?? 'identify guilds');
+      ctx.store.changed();
+      return reply(200, t);
+    }
+    default:
+      return reply(404, { error: `no control route ${method} ${path}` });
+  }
+}

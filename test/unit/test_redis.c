@@ -1,0 +1,250 @@
+/* test_redis.c - the Redis connection: URL parsing, key builders, SELECT db,
+ * reconnect after CLIENT KILL, the 250 ms back-off when Redis is down,
+ * pipelining, per-command timeouts. Needs REDIS_URL for the live tests. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "core/timeutil.h"
+#include "store/redis.h"
+
+static struct gh_log_sink sink;
+static struct gh_logger lg;
+
+#define NEED_REDIS()                                                                     \
+    const char *url = getenv("REDIS_URL");                                               \
+    do {                                                                                 \
+        if (!url || !*url) {                                                             \
+            print_message("REDIS_URL is not set: Redis tests skipped\n");                \
+            skip();                                                                      \
+        }                                                                                \
+    } while (0)
+
+static int setup(void **state)
+{
+    (void)state;
+    if (gh_log_sink_init(&sink, "test_redis", GH_LOG_WARN, NULL, 0, 0) != GH_OK)
+        return -1;
+    gh_logger_init(&lg, &sink, "redis");
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    gh_log_sink_cleanup(&sink);
+    return 0;
+}
+
+/* REDIS_URL with its database number replaced by db. */
+static void url_with_db(const char *url, int db, char *out, size_t size)
+{
+    const char *hostpart = strstr(url, "://");
+    const char *slash = strchr(hostpart ? hostpart + 3 : url, '/');
+    int n = slash ? (int)(slash - url) : (int)strlen(url);
+
+    snprintf(out, size, "%.*s/%d", n, url, db);
+}
+
+static void test_key_builders(void **state)
+{
+    char k[64], small[12];
+
+    (void)state;
+    assert_int_equal(gh_key_guild(k, sizeof(k), 123456789012345678ULL, "settings", "%s", "core"), GH_OK);
+    assert_string_equal(k, "bot:{123456789012345678}:settings:core");
+    assert_int_equal(gh_key_guild(k, sizeof(k), 7, "levels", "xp:%d", 42), GH_OK);
+    assert_string_equal(k, "bot:{7}:levels:xp:42");
+    assert_int_equal(gh_key_global(k, sizeof(k), "shards", "%d", 3), GH_OK);
+    assert_string_equal(k, "bot:{global}:shards:3");
+    assert_int_equal(gh_key_queue(k, sizeof(k), 2, "default", "ready"), GH_OK);
+    assert_string_equal(k, "bot:{q2}:jobs:default:ready");
+    /* Truncation is an error and leaves an empty key, never a prefix. */
+    assert_int_equal(gh_key_guild(small, sizeof(small), 1, "settings", "%s", "core"), GH_ETOOBIG);
+    assert_string_equal(small, "");
+    assert_int_equal(gh_key_global(small, sizeof(small), "cmdlog", "pending"), GH_ETOOBIG);
+    assert_int_equal(gh_key_queue(small, sizeof(small), 0, "default", "ready"), GH_ETOOBIG);
+    assert_int_equal(gh_key_queue(k, sizeof(k), -1, "default", "ready"), GH_EINVAL);
+}
+
+static void test_url_parsing(void **state)
+{
+    struct gh_redis *r;
+
+    (void)state;
+    assert_null(gh_redis_new("http://127.0.0.1:6379", 100, &lg));
+    assert_null(gh_redis_new("redis://", 100, &lg));
+    assert_null(gh_redis_new("redis://host:notaport/0", 100, &lg));
+    assert_null(gh_redis_new("redis://host:6379/x", 100, &lg));
+    assert_null(gh_redis_new("redis://host:70000", 100, &lg));
+    r = gh_redis_new("redis://localhost", 100, &lg);
+    assert_non_null(r);
+    assert_null(gh_redis_ctx(r)); /* lazy */
+    gh_redis_free(r);
+    r = gh_redis_new("redis://:secret@[::1]:6380/2", 100, &lg);
+    assert_non_null(r);
+    gh_redis_free(r);
+    gh_redis_free(NULL);
+}
+
+static void test_select_db(void **state)
+{
+    NEED_REDIS();
+    char u[300];
+    struct gh_redis *r;
+    redisReply *rep;
+
+    (void)state;
+    url_with_db(url, 7, u, sizeof(u));
+    r = gh_redis_new(u, 500, &lg);
+    assert_non_null(r);
+    rep = gh_redis_cmd(r, "CLIENT INFO");
+    assert_non_null(rep);
+    assert_int_equal(rep->type, REDIS_REPLY_STRING);
+    assert_non_null(strstr(rep->str, " db=7 "));
+    freeReplyObject(rep);
+    assert_int_equal(gh_redis_ping(r), GH_OK);
+    gh_redis_free(r);
+}
+
+static void test_reconnect_after_client_kill(void **state)
+{
+    NEED_REDIS();
+    struct gh_redis *r = gh_redis_new(url, 500, &lg), *killer = gh_redis_new(url, 500, &lg);
+    redisReply *rep;
+    long long id1, id2;
+    char key[64];
+
+    (void)state;
+    snprintf(key, sizeof(key), "bot:{global}:test:redis:%d", (int)getpid());
+    rep = gh_redis_cmd(r, "CLIENT ID");
+    assert_non_null(rep);
+    id1 = rep->integer;
+    freeReplyObject(rep);
+    rep = gh_redis_cmd(killer, "CLIENT KILL ID %lld", id1);
+    assert_non_null(rep);
+    assert_int_equal(rep->type, REDIS_REPLY_INTEGER);
+    assert_int_equal(rep->integer, 1);
+    freeReplyObject(rep);
+    /* The very next command works, on a new connection. */
+    rep = gh_redis_cmd(r, "SET %s v EX 60", key);
+    assert_non_null(rep);
+    assert_int_equal(rep->type, REDIS_REPLY_STATUS);
+    freeReplyObject(rep);
+    rep = gh_redis_cmd(r, "CLIENT ID");
+    assert_non_null(rep);
+    id2 = rep->integer;
+    freeReplyObject(rep);
+    assert_true(id2 != id1);
+    rep = gh_redis_cmd(killer, "GET %s", key);
+    assert_non_null(rep);
+    assert_string_equal(rep->str, "v");
+    freeReplyObject(rep);
+    freeReplyObject(gh_redis_cmd(killer, "DEL %s", key));
+    gh_redis_free(r);
+    gh_redis_free(killer);
+}
+
+static void test_down_backs_off(void **state)
+{
+    struct gh_redis *r = gh_redis_new("redis://127.0.0.1:1/0", 200, &lg);
+    int64_t t0;
+    int i;
+
+    (void)state;
+    assert_non_null(r);
+    assert_null(gh_redis_cmd(r, "PING"));
+    assert_null(gh_redis_ctx(r));
+    /* Within the back-off window no connect is attempted: fast NULLs. */
+    t0 = gh_mono_ms();
+    for (i = 0; i < 1000; i++)
+        assert_null(gh_redis_cmd(r, "PING"));
+    assert_true(gh_mono_ms() - t0 < 200);
+    assert_int_equal(gh_redis_ping(r), GH_EREDIS);
+    assert_int_equal(gh_redis_append(r, "PING"), GH_EREDIS);
+    assert_null(gh_redis_get_reply(r));
+    gh_redis_free(r);
+}
+
+static void test_pipeline(void **state)
+{
+    NEED_REDIS();
+    struct gh_redis *r = gh_redis_new(url, 500, &lg);
+    char key[64];
+    redisReply *rep;
+
+    (void)state;
+    snprintf(key, sizeof(key), "bot:{global}:test:pipe:%d", (int)getpid());
+    assert_int_equal(gh_redis_append(r, "DEL %s", key), GH_OK);
+    assert_int_equal(gh_redis_append(r, "INCRBY %s 5", key), GH_OK);
+    assert_int_equal(gh_redis_append(r, "EXPIRE %s 60", key), GH_OK);
+    rep = gh_redis_get_reply(r);
+    assert_non_null(rep);
+    freeReplyObject(rep);
+    rep = gh_redis_get_reply(r);
+    assert_non_null(rep);
+    assert_int_equal(rep->integer, 5);
+    freeReplyObject(rep);
+    rep = gh_redis_get_reply(r);
+    assert_non_null(rep);
+    assert_int_equal(rep->integer, 1);
+    freeReplyObject(rep);
+    assert_null(gh_redis_get_reply(r)); /* nothing pending */
+    /* An error reply is a reply, not NULL. */
+    rep = gh_redis_cmd(r, "LPUSH %s x", key);
+    assert_non_null(rep);
+    assert_int_equal(rep->type, REDIS_REPLY_ERROR);
+    freeReplyObject(rep);
+    freeReplyObject(gh_redis_cmd(r, "DEL %s", key));
+    gh_redis_free(r);
+}
+
+static void test_timeouts(void **state)
+{
+    NEED_REDIS();
+    struct gh_redis *r = gh_redis_new(url, 200, &lg);
+    char key[64];
+    redisReply *rep;
+    int64_t t0;
+
+    (void)state;
+    snprintf(key, sizeof(key), "bot:{global}:test:empty:%d", (int)getpid());
+    /* A blocking command longer than the connection timeout needs its own. */
+    t0 = gh_mono_ms();
+    rep = gh_redis_cmd_timeout(r, 3000, "BLPOP %s 1", key);
+    assert_non_null(rep);
+    assert_int_equal(rep->type, REDIS_REPLY_NIL);
+    freeReplyObject(rep);
+    assert_true(gh_mono_ms() - t0 >= 900);
+    /* Without it the read times out, the connection is dropped ... */
+    assert_null(gh_redis_cmd(r, "BLPOP %s 1", key));
+    assert_null(gh_redis_ctx(r));
+    /* ... and the next command reconnects at once. */
+    assert_int_equal(gh_redis_ping(r), GH_OK);
+    gh_redis_free(r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_key_builders),
+        cmocka_unit_test(test_url_parsing),
+        cmocka_unit_test(test_select_db),
+        cmocka_unit_test(test_reconnect_after_client_kill),
+        cmocka_unit_test(test_down_backs_off),
+        cmocka_unit_test(test_pipeline),
+        cmocka_unit_test(test_timeouts),
+    };
+
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
