@@ -14,7 +14,9 @@ trap 'for p in "${children[@]}"; do kill -TERM "$p" 2>/dev/null; done; wait; exi
 n=0
 while :; do
   slot=$((n % 2))
-  flock -n "$RUN/worker-$slot.lock" "$BIN/guildhall-worker" >>"$RUN/logs/worker.out" 2>&1 &
+  # The subshell takes the lock and then becomes the worker (exec), so the pid we keep is the
+  # worker's own and stopping the stack stops it; the lock is released when it exits.
+  ( exec 9>"$RUN/worker-$slot.lock"; flock -n 9 || exit 0; exec "$BIN/guildhall-worker" ) >>"$RUN/logs/worker.out" 2>&1 &
   children+=($!)
   n=$((n + 1))
   # keep only live children in the list

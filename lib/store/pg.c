@@ -271,12 +271,26 @@ static int result_ok(const PGresult *res)
     return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
 }
 
-/* Records the failure of res (or of the connection when res is NULL). */
+/* Records the failure of res (or of the connection when res is NULL).
+ *
+ * When the server ends a session under a running statement it sends FATAL
+ * and closes; libpq 15 then returns only "server closed the connection
+ * unexpectedly" and keeps the FATAL text in front of it in PQerrorMessage.
+ * Something there before the result's own message means the server said
+ * goodbye: pg->fatal_seen. */
 static void capture_failure(struct gh_pg *pg, const PGresult *res)
 {
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     const char *msg = res ? PQresultErrorMessage(res) : NULL;
 
+    if (pg->conn && PQstatus(pg->conn) == CONNECTION_BAD) {
+        const char *cm = PQerrorMessage(pg->conn);
+        size_t lc = strlen(cm), lr = msg ? strlen(msg) : 0;
+
+        if (lr > 0 && lc > lr && strcmp(cm + lc - lr, msg) == 0)
+            pg->fatal_seen = 1;
+        msg = cm;
+    }
     if (!msg || !*msg)
         msg = pg->conn ? PQerrorMessage(pg->conn) : "no connection";
     if (!state || !*state)

@@ -26,7 +26,8 @@ int gh_pg_ping(struct gh_pg *pg);
  * result whose status is PGRES_COMMAND_OK or PGRES_TUPLES_OK; caller frees
  * with PQclear. NULL on failure (message in gh_pg_errmsg, logged). Retries
  * once after reconnecting when the connection was lost before the statement
- * was sent. */
+ * was sent, or when the server ended the session under it (its work rolled
+ * back); never inside a transaction. */
 PGresult *gh_pg_exec(struct gh_pg *pg, const char *sql, int nparams, const char *const *params);
 /* Same, through a named prepared statement prepared on first use on this
  * connection. name must be a static string unique per sql. */
