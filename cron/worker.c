@@ -28,8 +28,8 @@
 #include "store/worker.h"
 
 #define RUN_OVERLAP_S 5
-#define ARENA_CHUNK (64 * 1024)
-#define ARENA_CAP (16 * 1024 * 1024)
+#define ARENA_CHUNK ((size_t)64 * 1024)
+#define ARENA_CAP ((size_t)16 * 1024 * 1024)
 
 struct app {
     struct gh_config cfg;

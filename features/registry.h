@@ -28,34 +28,34 @@ typedef int (*gh_command_fn)(struct gh_ctx *ctx, const struct gh_interaction *ix
 typedef int (*gh_job_fn)(struct gh_ctx *ctx, const struct gh_job *job);
 
 struct gh_command {
-    const char *name;          /* 1-32, lower case */
-    const char *description;   /* 1-100 */
-    int type;                  /* 1 CHAT_INPUT, 2 USER, 3 MESSAGE */
-    const char *options_json;  /* Discord option array as JSON text, or NULL */
+    const char *name;                       /* 1-32, lower case */
+    const char *description;                /* 1-100 */
+    int type;                               /* 1 CHAT_INPUT, 2 USER, 3 MESSAGE */
+    const char *options_json;               /* Discord option array as JSON text, or NULL */
     const char *default_member_permissions; /* decimal bit string, NULL = everyone */
-    unsigned contexts;         /* GH_CTX_* mask */
+    unsigned contexts;                      /* GH_CTX_* mask */
     gh_command_fn handler;
-    const char *help;          /* longer text for /help, or NULL */
+    const char *help; /* longer text for /help, or NULL */
 };
 
 struct gh_component {
-    const char *prefix;        /* custom_id prefix, e.g. "giveaway:claim:" */
+    const char *prefix; /* custom_id prefix, e.g. "giveaway:claim:" */
     gh_command_fn handler;
 };
 
 struct gh_job_kind {
-    const char *kind;          /* "core:followup" */
+    const char *kind; /* "core:followup" */
     gh_job_fn run;
-    int timeout_s;             /* 0 = 30 */
-    int max_attempts;          /* 0 = 3 */
+    int timeout_s;    /* 0 = 30 */
+    int max_attempts; /* 0 = 3 */
 };
 
 struct gh_feature {
-    const char *name;          /* "core", "moderation" */
-    const char *title;         /* "Core" */
+    const char *name;  /* "core", "moderation" */
+    const char *title; /* "Core" */
     const char *description;
     int default_enabled;
-    int can_disable;           /* core cannot be turned off */
+    int can_disable; /* core cannot be turned off */
     const struct gh_command *commands;
     size_t n_commands;
     const struct gh_component *components;

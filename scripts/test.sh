@@ -7,6 +7,10 @@ set -uo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 cd "$REPO"
 export GH_BUILD=${GH_BUILD:-build}
+# One test stack per checkout: a second run waits for the first instead of sharing its ports.
+mkdir -p "$REPO/.run"
+exec 8>"$REPO/.run/test.lock"
+flock 8
 OUT="$REPO/.run/test-results"
 rm -rf "$OUT"; mkdir -p "$OUT"
 passed=0; failed=0; problems=()

@@ -25,9 +25,9 @@
 #include "store/queue.h"
 #include "store/settings.h"
 
-#define TOKEN_LIFETIME_MS (15 * 60 * 1000)
-#define FOLLOWUP_MARGIN_MS (30 * 1000)
-#define ALERT_DEADLINE_MS (60 * 60 * 1000)
+#define TOKEN_LIFETIME_MS ((int64_t)15 * 60 * 1000)
+#define FOLLOWUP_MARGIN_MS ((int64_t)30 * 1000)
+#define ALERT_DEADLINE_MS ((int64_t)60 * 60 * 1000)
 #define ALERT_TEXT_MAX 4000
 #define ALERT_COLOR 0xED4245
 

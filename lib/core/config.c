@@ -72,8 +72,7 @@ static int check_pg(const char *v, char *err, size_t errlen)
 {
     if (has_prefix(v, "postgresql://") || has_prefix(v, "postgres://"))
         return 0;
-    snprintf(err, errlen,
-             "must be a PostgreSQL URL, postgresql://user:password@host:port/database");
+    snprintf(err, errlen, "must be a PostgreSQL URL, postgresql://user:password@host:port/database");
     return 1;
 }
 
@@ -81,8 +80,9 @@ static int check_redis(const char *v, char *err, size_t errlen)
 {
     if (has_prefix(v, "redis://"))
         return 0;
-    snprintf(err, errlen, "must be a Redis URL, redis://[:password@]host:port[/db] "
-                          "(TLS, rediss://, is not supported)");
+    snprintf(err, errlen,
+             "must be a Redis URL, redis://[:password@]host:port[/db] "
+             "(TLS, rediss://, is not supported)");
     return 1;
 }
 
@@ -90,8 +90,7 @@ static int check_session_secret(const char *v, char *err, size_t errlen)
 {
     if (strlen(v) >= 32)
         return 0;
-    snprintf(err, errlen,
-             "must be at least 32 characters, got %zu (generate one with: openssl rand -hex 32)",
+    snprintf(err, errlen, "must be at least 32 characters, got %zu (generate one with: openssl rand -hex 32)",
              strlen(v));
     return 1;
 }
@@ -100,8 +99,9 @@ static int check_encryption_key(const char *v, char *err, size_t errlen)
 {
     if (is_hex64(v))
         return 0;
-    snprintf(err, errlen, "must be 64 hex characters, a 32-byte key, got %zu characters "
-                          "(generate one with: openssl rand -hex 32)",
+    snprintf(err, errlen,
+             "must be 64 hex characters, a 32-byte key, got %zu characters "
+             "(generate one with: openssl rand -hex 32)",
              strlen(v));
     return 1;
 }
@@ -110,8 +110,7 @@ static int check_socket(const char *v, char *err, size_t errlen)
 {
     if (strlen(v) < 108) /* sizeof sockaddr_un.sun_path */
         return 0;
-    snprintf(err, errlen, "must be shorter than 108 bytes (a unix socket path limit), got %zu",
-             strlen(v));
+    snprintf(err, errlen, "must be shorter than 108 bytes (a unix socket path limit), got %zu", strlen(v));
     return 1;
 }
 
@@ -121,10 +120,9 @@ static const struct gh_cfg_entry table[] = {
     /* Discord */
     {"DISCORD_TOKEN", GH_CFG_SECRET, FIELD(discord_token), NULL, 0, 0, 0,
      "Bot token; unset = fake mode (the stack starts the fake Discord)", NULL},
-    {"DISCORD_APPLICATION_ID", GH_CFG_SNOWFLAKE, FIELD(application_id), NULL,
-     GH_SVC_INTERACTIONS, 0, 0, "Application id from the Developer Portal", NULL},
-    {"DISCORD_PUBLIC_KEY", GH_CFG_HEXKEY32, FIELD(public_key), NULL,
-     GH_SVC_INTERACTIONS | GH_SVC_API, 0, 0,
+    {"DISCORD_APPLICATION_ID", GH_CFG_SNOWFLAKE, FIELD(application_id), NULL, GH_SVC_INTERACTIONS, 0, 0,
+     "Application id from the Developer Portal", NULL},
+    {"DISCORD_PUBLIC_KEY", GH_CFG_HEXKEY32, FIELD(public_key), NULL, GH_SVC_INTERACTIONS | GH_SVC_API, 0, 0,
      "Application public key (64 hex), verifies interactions and webhook events", NULL},
     {"DISCORD_CLIENT_ID", GH_CFG_SNOWFLAKE, FIELD(client_id), NULL, 0, 0, 0,
      "OAuth2 client id for dashboard login (usually the application id)", NULL},
@@ -146,8 +144,8 @@ static const struct gh_cfg_entry table[] = {
      "PostgreSQL connections per host, lower bound (at most PG_POOL_MAX)", NULL},
     {"PG_POOL_MAX", GH_CFG_INT, FIELD(pg_pool_max), "50", 0, 1, 500,
      "PostgreSQL connections per host, upper bound; sizes the fcgi children", NULL},
-    {"PG_STATEMENT_TIMEOUT_MS", GH_CFG_INT, FIELD(pg_statement_timeout_ms), "5000", 0, 0,
-     3600000, "PostgreSQL statement_timeout in ms (0 = none)", NULL},
+    {"PG_STATEMENT_TIMEOUT_MS", GH_CFG_INT, FIELD(pg_statement_timeout_ms), "5000", 0, 0, 3600000,
+     "PostgreSQL statement_timeout in ms (0 = none)", NULL},
     {"REDIS_TIMEOUT_MS", GH_CFG_INT, FIELD(redis_timeout_ms), "500", 0, 10, 60000,
      "Redis connect and command timeout in ms", NULL},
     /* web */
@@ -157,8 +155,8 @@ static const struct gh_cfg_entry table[] = {
      "Signs dashboard sessions; at least 32 characters", check_session_secret},
     {"ENCRYPTION_KEY", GH_CFG_SECRET, FIELD(encryption_key), NULL, GH_SVC_API, 0, 0,
      "Encrypts stored tokens and keys; 64 hex characters (32 bytes)", check_encryption_key},
-    {"PREMIUM_URL", GH_CFG_URL, FIELD(premium_url), "https://guildhall.example/premium", 0, 0,
-     0, "Where upgrade prompts link to", check_http},
+    {"PREMIUM_URL", GH_CFG_URL, FIELD(premium_url), "https://guildhall.example/premium", 0, 0, 0,
+     "Where upgrade prompts link to", check_http},
     {"MAIN_GUILD_ID", GH_CFG_SNOWFLAKE, FIELD(main_guild_id), NULL, 0, 0, 0,
      "The operator's own guild (support server); unset = none", NULL},
     {"DEVELOPER_USER_IDS", GH_CFG_SNOWFLAKES, FIELD(developers), NULL, 0, 0, 0,
@@ -166,8 +164,8 @@ static const struct gh_cfg_entry table[] = {
     {"ALERT_CHANNEL_ID", GH_CFG_SNOWFLAKE, FIELD(alert_channel_id), NULL, 0, 0, 0,
      "Channel for operator alerts (critical errors); unset = none", NULL},
     /* fcgi */
-    {"FCGI_SOCKET", GH_CFG_STR, FIELD(fcgi_socket), NULL, GH_SVC_INTERACTIONS | GH_SVC_API, 0,
-     0, "Unix socket the fcgi master listens on (set by the scripts)", check_socket},
+    {"FCGI_SOCKET", GH_CFG_STR, FIELD(fcgi_socket), NULL, GH_SVC_INTERACTIONS | GH_SVC_API, 0, 0,
+     "Unix socket the fcgi master listens on (set by the scripts)", check_socket},
     {"FCGI_CHILDREN", GH_CFG_INT, FIELD(fcgi_children), "0", 0, 0, 1024,
      "fcgi worker processes; 0 = sized from cores and PG_POOL_MAX", NULL},
     {"FCGI_BACKLOG", GH_CFG_INT, FIELD(fcgi_backlog), "1024", 0, 1, 65535,
@@ -179,8 +177,8 @@ static const struct gh_cfg_entry table[] = {
     /* workers */
     {"WORKER_TICK_S", GH_CFG_INT, FIELD(worker_tick_s), "60", 0, 1, 3600,
      "Seconds between worker runs (cron period); a run lasts tick + overlap", NULL},
-    {"WORKER_CONCURRENCY", GH_CFG_INT, FIELD(worker_concurrency), "2", 0, 1, 64,
-     "Jobs a worker runs at once", NULL},
+    {"WORKER_CONCURRENCY", GH_CFG_INT, FIELD(worker_concurrency), "2", 0, 1, 64, "Jobs a worker runs at once",
+     NULL},
     {"JOB_LEASE_S", GH_CFG_INT, FIELD(job_lease_s), "10", 0, 1, 3600,
      "Seconds a taken job stays leased before it returns to the queue", NULL},
     /* REST */
@@ -191,8 +189,7 @@ static const struct gh_cfg_entry table[] = {
     /* logging */
     {"LOG_LEVEL", GH_CFG_LEVEL, FIELD(log_level), "info", 0, 0, 0,
      "Lowest level logged: debug, info, warn, error or crit", NULL},
-    {"LOG_FILE", GH_CFG_STR, FIELD(log_file), NULL, 0, 0, 0,
-     "Log file (JSON lines); unset = stderr", NULL},
+    {"LOG_FILE", GH_CFG_STR, FIELD(log_file), NULL, 0, 0, 0, "Log file (JSON lines); unset = stderr", NULL},
     {"LOG_MAX_BYTES", GH_CFG_SIZE, FIELD(log_max_bytes), "10485760", 0, 0, 1099511627776LL,
      "Rotate LOG_FILE before it passes this size; 0 = never", NULL},
     {"LOG_MAX_FILES", GH_CFG_INT, FIELD(log_max_files), "5", 0, 0, 100,
@@ -243,8 +240,8 @@ static uint64_t parse_snowflake(const char *s)
     return v;
 }
 
-static int load_developers(struct gh_config *cfg, const struct gh_cfg_entry *e, const char *v,
-                           char *err, size_t errlen)
+static int load_developers(struct gh_config *cfg, const struct gh_cfg_entry *e, const char *v, char *err,
+                           size_t errlen)
 {
     const char *p = v;
     int item = 0;
@@ -291,8 +288,8 @@ static int load_developers(struct gh_config *cfg, const struct gh_cfg_entry *e, 
     return GH_OK;
 }
 
-static int load_entry(struct gh_config *cfg, const struct gh_cfg_entry *e, const char *v,
-                      char *err, size_t errlen)
+static int load_entry(struct gh_config *cfg, const struct gh_cfg_entry *e, const char *v, char *err,
+                      size_t errlen)
 {
     char *field = (char *)cfg + e->offset;
     char detail[320];
@@ -322,8 +319,8 @@ static int load_entry(struct gh_config *cfg, const struct gh_cfg_entry *e, const
     case GH_CFG_INT:
     case GH_CFG_SIZE:
         if (gh_cstr_to_i64(v, &num) != GH_OK || num < e->min || num > e->max) {
-            return fail(err, errlen, e->env, "must be an integer between %lld and %lld, got '%.40s'",
-                        e->min, e->max, v);
+            return fail(err, errlen, e->env, "must be an integer between %lld and %lld, got '%.40s'", e->min,
+                        e->max, v);
         }
         if (e->type == GH_CFG_INT)
             *(int *)(void *)field = (int)num;
@@ -352,8 +349,7 @@ static int load_entry(struct gh_config *cfg, const struct gh_cfg_entry *e, const
         enum gh_log_level lvl;
 
         if (gh_log_level_parse(v, &lvl) != GH_OK)
-            return fail(err, errlen, e->env,
-                        "must be one of debug, info, warn, error, crit, got '%.40s'", v);
+            return fail(err, errlen, e->env, "must be one of debug, info, warn, error, crit, got '%.40s'", v);
         for (i = 0; i < len && i + 1 < e->size; i++)
             field[i] = (char)(v[i] >= 'A' && v[i] <= 'Z' ? v[i] + 32 : v[i]);
         field[i] = '\0';
@@ -416,8 +412,8 @@ static void url_password(const char *url, char *out, size_t size)
     }
 }
 
-int gh_config_load(struct gh_config *cfg, unsigned service, gh_getenv_fn get, void *arg,
-                   char *err, size_t errlen)
+int gh_config_load(struct gh_config *cfg, unsigned service, gh_getenv_fn get, void *arg, char *err,
+                   size_t errlen)
 {
     char val[VALUE_MAX];
     size_t i;
@@ -437,8 +433,8 @@ int gh_config_load(struct gh_config *cfg, unsigned service, gh_getenv_fn get, vo
             len = strlen(raw);
             while (start < len && (raw[start] == ' ' || raw[start] == '\t'))
                 start++;
-            while (len > start && (raw[len - 1] == ' ' || raw[len - 1] == '\t' ||
-                                   raw[len - 1] == '\r' || raw[len - 1] == '\n'))
+            while (len > start && (raw[len - 1] == ' ' || raw[len - 1] == '\t' || raw[len - 1] == '\r' ||
+                                   raw[len - 1] == '\n'))
                 len--;
             if (len - start >= sizeof val) {
                 return fail(err, errlen, e->env, "too long (%zu characters)", len - start);
@@ -465,8 +461,8 @@ int gh_config_load(struct gh_config *cfg, unsigned service, gh_getenv_fn get, vo
     }
     if (cfg->pg_pool_min > cfg->pg_pool_max) {
         if (err && errlen)
-            snprintf(err, errlen, "PG_POOL_MIN: must not exceed PG_POOL_MAX (%d > %d)",
-                     cfg->pg_pool_min, cfg->pg_pool_max);
+            snprintf(err, errlen, "PG_POOL_MIN: must not exceed PG_POOL_MAX (%d > %d)", cfg->pg_pool_min,
+                     cfg->pg_pool_max);
         return GH_ECONFIG;
     }
     url_password(cfg->database_url, cfg->database_password, sizeof cfg->database_password);
@@ -529,7 +525,7 @@ void gh_config_print_markdown(void)
         unsigned bit;
         const char *name;
     } services[] = {
-        {GH_SVC_INTERACTIONS, "interactions"}, {GH_SVC_API, "api"},   {GH_SVC_WORKER, "worker"},
+        {GH_SVC_INTERACTIONS, "interactions"}, {GH_SVC_API, "api"},    {GH_SVC_WORKER, "worker"},
         {GH_SVC_GATEWAY, "gateway"},           {GH_SVC_TOOL, "tools"},
     };
     size_t i, k;

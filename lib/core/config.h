@@ -24,50 +24,50 @@ enum gh_service {
 
 struct gh_config {
     /* Discord */
-    char discord_token[128];         /* DISCORD_TOKEN; "" = fake mode */
-    uint64_t application_id;         /* DISCORD_APPLICATION_ID */
-    unsigned char public_key[32];    /* DISCORD_PUBLIC_KEY (hex) */
+    char discord_token[128];      /* DISCORD_TOKEN; "" = fake mode */
+    uint64_t application_id;      /* DISCORD_APPLICATION_ID */
+    unsigned char public_key[32]; /* DISCORD_PUBLIC_KEY (hex) */
     int has_public_key;
-    uint64_t client_id;              /* DISCORD_CLIENT_ID */
-    char client_secret[128];         /* DISCORD_CLIENT_SECRET */
-    char api_base[256];              /* DISCORD_API_BASE, no trailing slash */
-    char oauth_authorize_url[256];   /* DISCORD_OAUTH_AUTHORIZE_URL */
-    char gateway_url[256];           /* DISCORD_GATEWAY_URL, "" = ask /gateway/bot */
+    uint64_t client_id;            /* DISCORD_CLIENT_ID */
+    char client_secret[128];       /* DISCORD_CLIENT_SECRET */
+    char api_base[256];            /* DISCORD_API_BASE, no trailing slash */
+    char oauth_authorize_url[256]; /* DISCORD_OAUTH_AUTHORIZE_URL */
+    char gateway_url[256];         /* DISCORD_GATEWAY_URL, "" = ask /gateway/bot */
     /* stores */
-    char database_url[512];          /* DATABASE_URL */
-    char redis_url[256];             /* REDIS_URL redis://host:port[/db] */
-    int pg_pool_min;                 /* PG_POOL_MIN, default 10 */
-    int pg_pool_max;                 /* PG_POOL_MAX, default 50: connections per host */
-    int pg_statement_timeout_ms;     /* PG_STATEMENT_TIMEOUT_MS, default 5000 */
-    int redis_timeout_ms;            /* REDIS_TIMEOUT_MS, default 500 */
+    char database_url[512];      /* DATABASE_URL */
+    char redis_url[256];         /* REDIS_URL redis://host:port[/db] */
+    int pg_pool_min;             /* PG_POOL_MIN, default 10 */
+    int pg_pool_max;             /* PG_POOL_MAX, default 50: connections per host */
+    int pg_statement_timeout_ms; /* PG_STATEMENT_TIMEOUT_MS, default 5000 */
+    int redis_timeout_ms;        /* REDIS_TIMEOUT_MS, default 500 */
     /* web */
-    char public_url[256];            /* PUBLIC_URL */
-    char session_secret[128];        /* SESSION_SECRET */
-    char encryption_key[128];        /* ENCRYPTION_KEY */
-    char premium_url[256];           /* PREMIUM_URL */
-    uint64_t main_guild_id;          /* MAIN_GUILD_ID, 0 = none */
+    char public_url[256];                   /* PUBLIC_URL */
+    char session_secret[128];               /* SESSION_SECRET */
+    char encryption_key[128];               /* ENCRYPTION_KEY */
+    char premium_url[256];                  /* PREMIUM_URL */
+    uint64_t main_guild_id;                 /* MAIN_GUILD_ID, 0 = none */
     uint64_t developers[GH_MAX_DEVELOPERS]; /* DEVELOPER_USER_IDS, comma-separated */
     int n_developers;
-    uint64_t alert_channel_id;       /* ALERT_CHANNEL_ID: operator alert channel, 0 = none */
+    uint64_t alert_channel_id; /* ALERT_CHANNEL_ID: operator alert channel, 0 = none */
     /* fcgi */
-    char fcgi_socket[256];           /* FCGI_SOCKET: unix socket path (set by the scripts) */
-    int fcgi_children;               /* FCGI_CHILDREN, 0 = sized from cores and PG_POOL_MAX */
-    int fcgi_backlog;                /* FCGI_BACKLOG, default 1024 */
-    size_t max_body_bytes;           /* MAX_BODY_BYTES, default 262144 */
-    int signature_max_skew_s;        /* SIGNATURE_MAX_SKEW_S, default 300 */
+    char fcgi_socket[256];    /* FCGI_SOCKET: unix socket path (set by the scripts) */
+    int fcgi_children;        /* FCGI_CHILDREN, 0 = sized from cores and PG_POOL_MAX */
+    int fcgi_backlog;         /* FCGI_BACKLOG, default 1024 */
+    size_t max_body_bytes;    /* MAX_BODY_BYTES, default 262144 */
+    int signature_max_skew_s; /* SIGNATURE_MAX_SKEW_S, default 300 */
     /* workers */
-    int worker_tick_s;               /* WORKER_TICK_S, default 60: one run lasts tick + overlap */
-    int worker_concurrency;          /* WORKER_CONCURRENCY, default 2 */
-    int job_lease_s;                 /* JOB_LEASE_S, default 10 */
+    int worker_tick_s;      /* WORKER_TICK_S, default 60: one run lasts tick + overlap */
+    int worker_concurrency; /* WORKER_CONCURRENCY, default 2 */
+    int job_lease_s;        /* JOB_LEASE_S, default 10 */
     /* REST */
-    int rest_timeout_ms;             /* REST_TIMEOUT_MS, default 30000 */
-    int rest_max_retries;            /* REST_MAX_RETRIES, default 3 */
+    int rest_timeout_ms;  /* REST_TIMEOUT_MS, default 30000 */
+    int rest_max_retries; /* REST_MAX_RETRIES, default 3 */
     /* logging */
-    char log_level[16];              /* LOG_LEVEL, default info */
-    char log_file[512];              /* LOG_FILE, "" = stderr */
-    size_t log_max_bytes;            /* LOG_MAX_BYTES, default 10485760 */
-    int log_max_files;               /* LOG_MAX_FILES, default 5 */
-    char run_dir[512];               /* GH_RUN_DIR: .run/<profile>, for pid files and spools */
+    char log_level[16];   /* LOG_LEVEL, default info */
+    char log_file[512];   /* LOG_FILE, "" = stderr */
+    size_t log_max_bytes; /* LOG_MAX_BYTES, default 10485760 */
+    int log_max_files;    /* LOG_MAX_FILES, default 5 */
+    char run_dir[512];    /* GH_RUN_DIR: .run/<profile>, for pid files and spools */
     /* Derived at load, not variables of their own: the (percent-decoded)
      * passwords inside DATABASE_URL and REDIS_URL, "" when none, kept so that
      * gh_config_register_secrets can hand them to the log redactor. */
@@ -76,15 +76,15 @@ struct gh_config {
 };
 
 enum gh_cfg_type {
-    GH_CFG_STR,       /* char[] field */
-    GH_CFG_SECRET,    /* char[] field, registered with the log redactor */
-    GH_CFG_URL,       /* char[]; must start with http://, https://, postgres(ql)://, redis:// */
-    GH_CFG_INT,       /* int, with min/max */
-    GH_CFG_SIZE,      /* size_t, with min/max */
-    GH_CFG_SNOWFLAKE, /* uint64_t, 0 allowed only when not required */
-    GH_CFG_SNOWFLAKES,/* developers list */
-    GH_CFG_HEXKEY32,  /* 32-byte key as 64 hex chars (public_key + has_public_key) */
-    GH_CFG_LEVEL,     /* log level name */
+    GH_CFG_STR,        /* char[] field */
+    GH_CFG_SECRET,     /* char[] field, registered with the log redactor */
+    GH_CFG_URL,        /* char[]; must start with http://, https://, postgres(ql)://, redis:// */
+    GH_CFG_INT,        /* int, with min/max */
+    GH_CFG_SIZE,       /* size_t, with min/max */
+    GH_CFG_SNOWFLAKE,  /* uint64_t, 0 allowed only when not required */
+    GH_CFG_SNOWFLAKES, /* developers list */
+    GH_CFG_HEXKEY32,   /* 32-byte key as 64 hex chars (public_key + has_public_key) */
+    GH_CFG_LEVEL,      /* log level name */
 };
 
 struct gh_cfg_entry {
@@ -111,8 +111,8 @@ typedef const char *(*gh_getenv_fn)(const char *name, void *arg);
 /* Loads every row. On failure returns GH_ECONFIG and writes
  * "DATABASE_URL: missing (required)" or "PG_POOL_MAX: must be between 1 and
  * 500, got 'x'" into err. */
-int gh_config_load(struct gh_config *cfg, unsigned service, gh_getenv_fn get, void *arg,
-                   char *err, size_t errlen);
+int gh_config_load(struct gh_config *cfg, unsigned service, gh_getenv_fn get, void *arg, char *err,
+                   size_t errlen);
 /* Loads from the real environment; on failure prints the message to stderr
  * and exits(2). */
 void gh_config_load_or_die(struct gh_config *cfg, unsigned service, const char *progname);

@@ -22,13 +22,13 @@ struct gh_ctx {
     const struct gh_config *cfg;
     struct gh_pg *pg;
     struct gh_redis *redis;
-    struct gh_rest *rest;     /* Discord REST client */
-    const char *queue;        /* job queue name to enqueue on (GH_QUEUE_DEFAULT) */
-    struct gh_llm *llm;       /* later issue; NULL until then */
-    struct gh_logger log;     /* per request */
-    struct gh_arena *arena;   /* per request, reset after it */
-    int64_t started_ms;       /* process start, wall clock */
-    const char *version;      /* GH_VERSION */
+    struct gh_rest *rest;   /* Discord REST client */
+    const char *queue;      /* job queue name to enqueue on (GH_QUEUE_DEFAULT) */
+    struct gh_llm *llm;     /* later issue; NULL until then */
+    struct gh_logger log;   /* per request */
+    struct gh_arena *arena; /* per request, reset after it */
+    int64_t started_ms;     /* process start, wall clock */
+    const char *version;    /* GH_VERSION */
 };
 
 #endif

@@ -8,8 +8,8 @@
 const char *gh_strerror(int err)
 {
     switch ((enum gh_err)err) {
-#define GH_ERR_MSG(name, value, msg) \
-    case name:                       \
+#define GH_ERR_MSG(name, value, msg)                                                                         \
+    case name:                                                                                               \
         return msg;
         GH_ERRORS(GH_ERR_MSG)
 #undef GH_ERR_MSG
@@ -20,8 +20,8 @@ const char *gh_strerror(int err)
 const char *gh_errname(int err)
 {
     switch ((enum gh_err)err) {
-#define GH_ERR_NAME(name, value, msg) \
-    case name:                        \
+#define GH_ERR_NAME(name, value, msg)                                                                        \
+    case name:                                                                                               \
         return #name;
         GH_ERRORS(GH_ERR_NAME)
 #undef GH_ERR_NAME

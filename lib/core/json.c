@@ -131,8 +131,7 @@ uint64_t gh_json_get_snowflake(const json_object *obj, const char *key)
 
     if (!v)
         return 0;
-    if (gh_str_to_u64((struct gh_str){json_object_get_string(v),
-                                      (size_t)json_object_get_string_len(v)},
+    if (gh_str_to_u64((struct gh_str){json_object_get_string(v), (size_t)json_object_get_string_len(v)},
                       &id) != GH_OK)
         return 0;
     return id;
@@ -146,8 +145,7 @@ int gh_json_to_buf(const json_object *obj, struct gh_buf *buf)
     /* json-c caches the text in the object, hence the cast: the value itself
      * is not changed. */
     s = json_object_to_json_string_length((json_object *)obj,
-                                          JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
-                                          &len);
+                                          JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
     if (!s)
         return GH_ENOMEM;
     return gh_buf_append(buf, s, len);

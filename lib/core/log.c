@@ -34,11 +34,11 @@
 #include "core/str.h"
 #include "core/timeutil.h"
 
-#define MSG_MAX 8192            /* bytes of message kept in a line */
-#define FMT_MAX 65536           /* bytes of formatted text the redactor sees */
-#define EXTRA_TEXT_MAX 32768    /* longer extra_json is not parsed */
+#define MSG_MAX 8192         /* bytes of message kept in a line */
+#define FMT_MAX 65536        /* bytes of formatted text the redactor sees */
+#define EXTRA_TEXT_MAX 32768 /* longer extra_json is not parsed */
 #define EXTRA_DEPTH 16
-#define LINE_MAX_BYTES (256 * 1024)
+#define LINE_MAX_BYTES ((size_t)256 * 1024)
 #define URL_USERINFO_MAX 512
 
 static const char TRUNC_MARK[] = "\xe2\x80\xa6[truncated]"; /* U+2026 */
@@ -50,11 +50,11 @@ static const char *const level_names[] = {"debug", "info", "warn", "error", "cri
  * word start ('_' and '-' end a word, so "client_secret" and "x-api-key"
  * match too). */
 static const char *const secret_words[] = {"authorization", "password", "api_key", "apikey",
-                                           "passwd", "secret", "token", "key"};
+                                           "passwd",        "secret",   "token",   "key"};
 
 /* Fields of the line itself: extra fields with these names get an "x_" prefix. */
-static const char *const reserved_fields[] = {"time", "level", "service", "component", "corr",
-                                              "guild", "user", "msg", "errno", "err", "extra"};
+static const char *const reserved_fields[] = {"time", "level", "service", "component", "corr", "guild",
+                                              "user", "msg",   "errno",   "err",       "extra"};
 
 /* ---- character classes (ASCII only, no locale) ---------------------------- */
 
@@ -211,7 +211,7 @@ static size_t keyword_value(const char *in, size_t n, size_t i)
 
 /* Bitmap of the bytes a rule can start with at a word start: the first
  * letters of secret_words in both cases, and 'B' (Bot, Bearer). */
-#define BIT(c) (1u << ((c) & 7))
+#define BIT(c) (1u << ((c)&7))
 static const unsigned char word_start[256 / 8] = {
     ['A' >> 3] = BIT('A') | BIT('B'),            /* A..G share a byte */
     ['K' >> 3] = BIT('K'),                       /* H..O */
@@ -243,12 +243,12 @@ static size_t redact(const struct gh_log_sink *s, const char *in, size_t n, char
         first[c >> 3] |= (unsigned char)(1u << (c & 7));
         seclen[k] = strlen(s->secrets[k]);
     }
-#define FLUSH()                             \
-    do {                                    \
-        if (run) {                          \
-            rput(&o, in + run - 1, i - (run - 1)); \
-            run = 0;                        \
-        }                                   \
+#define FLUSH()                                                                                              \
+    do {                                                                                                     \
+        if (run) {                                                                                           \
+            rput(&o, in + run - 1, i - (run - 1));                                                           \
+            run = 0;                                                                                         \
+        }                                                                                                    \
     } while (0)
     /* run is start+1 of the pending plain bytes (0 = none). */
     while (i < n) {
@@ -279,14 +279,12 @@ static size_t redact(const struct gh_log_sink *s, const char *in, size_t n, char
             i++;
             continue;
         }
-        if ((word_start[c >> 3] & (1u << (c & 7))) &&
-            (i == 0 || !is_alnum((unsigned char)in[i - 1]))) {
+        if ((word_start[c >> 3] & (1u << (c & 7))) && (i == 0 || !is_alnum((unsigned char)in[i - 1]))) {
             if (c != 'B' && (v = keyword_value(in, n, i)) != 0) {
                 char q = in[v - 1];
 
                 sch = auth_scheme(in + v, n - v, 1);
-                end = is_quote((unsigned char)q) ? quoted_end(in, n, v + sch, q)
-                                                 : value_end(in, n, v + sch);
+                end = is_quote((unsigned char)q) ? quoted_end(in, n, v + sch, q) : value_end(in, n, v + sch);
                 if (end > v + sch || (sch && end == v + sch)) {
                     FLUSH();
                     rput(&o, in + i, v + sch - i);
@@ -334,8 +332,8 @@ static int open_log(const char *path)
     return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
 }
 
-int gh_log_sink_init(struct gh_log_sink *s, const char *service, enum gh_log_level min,
-                     const char *path, size_t max_bytes, int max_files)
+int gh_log_sink_init(struct gh_log_sink *s, const char *service, enum gh_log_level min, const char *path,
+                     size_t max_bytes, int max_files)
 {
     struct stat st;
     int fd;
@@ -349,8 +347,8 @@ int gh_log_sink_init(struct gh_log_sink *s, const char *service, enum gh_log_lev
     if (!path || !*path)
         return GH_OK;
     if (strlen(path) >= sizeof s->path) {
-        fprintf(stderr, "%s: log file path too long (max %zu bytes): logging to stderr\n",
-                s->service, sizeof s->path - 1);
+        fprintf(stderr, "%s: log file path too long (max %zu bytes): logging to stderr\n", s->service,
+                sizeof s->path - 1);
         return GH_EIO;
     }
     fd = open_log(path);
@@ -387,8 +385,8 @@ void gh_log_sink_add_secret(struct gh_log_sink *s, const char *secret)
         if (strcmp(s->secrets[i], secret) == 0)
             return;
     if (s->n_secrets >= GH_LOG_MAX_SECRETS) {
-        fprintf(stderr, "%s: too many secrets to redact (max %d): one is not redacted\n",
-                s->service, GH_LOG_MAX_SECRETS);
+        fprintf(stderr, "%s: too many secrets to redact (max %d): one is not redacted\n", s->service,
+                GH_LOG_MAX_SECRETS);
         return;
     }
     s->secrets[s->n_secrets++] = secret;
@@ -448,8 +446,8 @@ static void maybe_rotate(struct gh_log_sink *s, size_t n)
      * Rotate only if path is still the file we write to; otherwise another
      * process did it, and we only reopen. */
     lk = open(s->path, O_RDONLY | O_CLOEXEC);
-    if (lk >= 0 && flock(lk, LOCK_EX) == 0 && fstat(lk, &lst) == 0 &&
-        stat(s->path, &pst) == 0 && same_file(&lst, &st) && same_file(&pst, &st))
+    if (lk >= 0 && flock(lk, LOCK_EX) == 0 && fstat(lk, &lst) == 0 && stat(s->path, &pst) == 0 &&
+        same_file(&lst, &st) && same_file(&pst, &st))
         rotate_files(s);
     /* Create the new file before unlocking, so that a process waiting on
      * the lock finds it and just reopens. */
@@ -499,8 +497,8 @@ void gh_logger_new_corr(struct gh_logger *lg)
 
     if (getrandom(r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r) {
         /* No entropy yet (early boot): unique enough for correlation. */
-        uint64_t x = (uint64_t)gh_mono_ms() * 0x9e3779b97f4a7c15ULL ^ (uint64_t)getpid() ^
-                     (uint64_t)(uintptr_t)lg;
+        uint64_t x =
+            (uint64_t)gh_mono_ms() * 0x9e3779b97f4a7c15ULL ^ (uint64_t)getpid() ^ (uint64_t)(uintptr_t)lg;
 
         for (i = 0; i < sizeof r; i++)
             r[i] = (unsigned char)(x >> (8 * i));
@@ -586,11 +584,10 @@ static int name_is_secret(const char *name)
     return 0;
 }
 
-static int put_value(struct gh_buf *b, const struct gh_log_sink *s, json_object *v, int depth,
-                     char *scratch);
+static int put_value(struct gh_buf *b, const struct gh_log_sink *s, json_object *v, int depth, char *scratch);
 
-static int put_member(struct gh_buf *b, const struct gh_log_sink *s, const char *key,
-                      json_object *v, int depth, char *scratch)
+static int put_member(struct gh_buf *b, const struct gh_log_sink *s, const char *key, json_object *v,
+                      int depth, char *scratch)
 {
     int rc = put_redacted(b, s, key, strlen(key), 0, scratch);
 
@@ -604,8 +601,7 @@ static int put_member(struct gh_buf *b, const struct gh_log_sink *s, const char 
     return put_value(b, s, v, depth + 1, scratch);
 }
 
-static int put_value(struct gh_buf *b, const struct gh_log_sink *s, json_object *v, int depth,
-                     char *scratch)
+static int put_value(struct gh_buf *b, const struct gh_log_sink *s, json_object *v, int depth, char *scratch)
 {
     int rc = GH_OK, first = 1;
     size_t i, n;
@@ -614,8 +610,8 @@ static int put_value(struct gh_buf *b, const struct gh_log_sink *s, json_object 
         return GH_ETOOBIG;
     switch (json_object_get_type(v)) {
     case json_type_string:
-        return put_redacted(b, s, json_object_get_string(v), (size_t)json_object_get_string_len(v),
-                            0, scratch);
+        return put_redacted(b, s, json_object_get_string(v), (size_t)json_object_get_string_len(v), 0,
+                            scratch);
     case json_type_object:
         rc = gh_buf_append(b, "{", 1);
         json_object_object_foreach(v, key, val)
@@ -658,8 +654,7 @@ static int is_reserved(const char *key)
 
 /* The members of extra_json appended to the line, or "extra":"<text>" when it
  * is not a JSON object. */
-static int put_extra(struct gh_buf *b, const struct gh_log_sink *s, const char *extra,
-                     char *scratch)
+static int put_extra(struct gh_buf *b, const struct gh_log_sink *s, const char *extra, char *scratch)
 {
     json_object *obj = NULL;
     size_t n = strlen(extra);
@@ -688,12 +683,11 @@ static int put_extra(struct gh_buf *b, const struct gh_log_sink *s, const char *
     return rc;
 }
 
-static void vlog(const struct gh_logger *lg, enum gh_log_level lvl, int errnum,
-                 const char *extra, const char *fmt, va_list ap)
-    __attribute__((format(printf, 5, 0)));
+static void vlog(const struct gh_logger *lg, enum gh_log_level lvl, int errnum, const char *extra,
+                 const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
 
-static void vlog(const struct gh_logger *lg, enum gh_log_level lvl, int errnum,
-                 const char *extra, const char *fmt, va_list ap)
+static void vlog(const struct gh_logger *lg, enum gh_log_level lvl, int errnum, const char *extra,
+                 const char *fmt, va_list ap)
 {
     struct gh_log_sink fallback, *s = lg ? lg->sink : NULL;
     char text[MSG_MAX + 1024], *heap = NULL, *msg = text;
@@ -790,8 +784,7 @@ static void vlog(const struct gh_logger *lg, enum gh_log_level lvl, int errnum,
         n = snprintf(line, sizeof line,
                      "{\"time\":\"%s\",\"level\":\"error\",\"service\":\"%s\","
                      "\"msg\":\"log line dropped: %s\"}\n",
-                     ts, s->service[0] && !strpbrk(s->service, "\"\\") ? s->service : "?",
-                     gh_strerror(rc));
+                     ts, s->service[0] && !strpbrk(s->service, "\"\\") ? s->service : "?", gh_strerror(rc));
         if (n > 0 && (size_t)n < sizeof line)
             write_line(s, line, (size_t)n);
     }
@@ -810,8 +803,8 @@ void gh_log(const struct gh_logger *lg, enum gh_log_level lvl, int errnum, const
     va_end(ap);
 }
 
-void gh_log_fields(const struct gh_logger *lg, enum gh_log_level lvl, int errnum,
-                   const char *extra_json, const char *fmt, ...)
+void gh_log_fields(const struct gh_logger *lg, enum gh_log_level lvl, int errnum, const char *extra_json,
+                   const char *fmt, ...)
 {
     va_list ap;
 

@@ -20,11 +20,11 @@ enum gh_log_level { GH_LOG_DEBUG = 0, GH_LOG_INFO, GH_LOG_WARN, GH_LOG_ERROR, GH
 struct gh_log_sink {
     char service[32];
     enum gh_log_level min_level;
-    int fd;              /* 2 (stderr) unless a file is open */
-    char path[512];      /* empty: stderr */
-    size_t max_bytes;    /* rotate when the file would grow past this; 0 = never */
-    int max_files;       /* keep path.1 .. path.N */
-    size_t written;      /* bytes in the current file */
+    int fd;                                  /* 2 (stderr) unless a file is open */
+    char path[512];                          /* empty: stderr */
+    size_t max_bytes;                        /* rotate when the file would grow past this; 0 = never */
+    int max_files;                           /* keep path.1 .. path.N */
+    size_t written;                          /* bytes in the current file */
     const char *secrets[GH_LOG_MAX_SECRETS]; /* borrowed; must outlive the sink */
     int n_secrets;
 };
@@ -38,8 +38,8 @@ struct gh_logger {
 };
 
 /* path NULL or "" logs to stderr. Returns GH_OK or GH_EIO (file not openable). */
-int gh_log_sink_init(struct gh_log_sink *s, const char *service, enum gh_log_level min,
-                     const char *path, size_t max_bytes, int max_files);
+int gh_log_sink_init(struct gh_log_sink *s, const char *service, enum gh_log_level min, const char *path,
+                     size_t max_bytes, int max_files);
 void gh_log_sink_cleanup(struct gh_log_sink *s);
 /* Registers a secret value to redact wherever it appears (ignored if NULL or
  * shorter than 6 bytes). */
@@ -55,8 +55,8 @@ void gh_log(const struct gh_logger *lg, enum gh_log_level lvl, int errnum, const
     __attribute__((format(printf, 4, 5)));
 /* Same with extra fields: extra_json is a JSON object text whose members are
  * appended to the line (e.g. "{\"route\":\"/x\",\"status\":429}"), or NULL. */
-void gh_log_fields(const struct gh_logger *lg, enum gh_log_level lvl, int errnum,
-                   const char *extra_json, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+void gh_log_fields(const struct gh_logger *lg, enum gh_log_level lvl, int errnum, const char *extra_json,
+                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 /* Redacts in place into out (size bytes). Exposed for tests. */
 void gh_log_redact(const struct gh_log_sink *s, const char *in, char *out, size_t size);

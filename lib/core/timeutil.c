@@ -47,8 +47,8 @@ void gh_iso8601(int64_t epoch_ms, char *out, size_t size)
         out[0] = '\0';
         return;
     }
-    n = snprintf(out, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)ms);
+    n = snprintf(out, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)ms);
     if (n < 0 || (size_t)n >= size)
         out[0] = '\0'; /* a cut timestamp would be misread: none at all */
 }

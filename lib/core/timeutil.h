@@ -5,8 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-int64_t gh_now_ms(void);       /* wall clock, ms since the epoch (CLOCK_REALTIME) */
-int64_t gh_mono_ms(void);      /* monotonic ms, for durations and timeouts */
+int64_t gh_now_ms(void);  /* wall clock, ms since the epoch (CLOCK_REALTIME) */
+int64_t gh_mono_ms(void); /* monotonic ms, for durations and timeouts */
 /* ISO 8601 UTC with milliseconds: 2026-11-25T11:02:07.123Z; out >= 25 bytes. */
 void gh_iso8601(int64_t epoch_ms, char *out, size_t size);
 /* Milliseconds since the epoch from a Discord snowflake. */

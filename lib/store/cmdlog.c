@@ -67,27 +67,30 @@ struct kind_def {
     const char *insert;  /* $1 = JSON array of entries */
 };
 
-static const char GUILDS_SQL[] = "INSERT INTO guilds (id) SELECT DISTINCT r.guild_id FROM jsonb_to_recordset($1::jsonb) "
-                                 "AS r(guild_id bigint) WHERE r.guild_id IS NOT NULL ON CONFLICT (id) DO NOTHING";
+static const char GUILDS_SQL[] =
+    "INSERT INTO guilds (id) SELECT DISTINCT r.guild_id FROM jsonb_to_recordset($1::jsonb) "
+    "AS r(guild_id bigint) WHERE r.guild_id IS NOT NULL ON CONFLICT (id) DO NOTHING";
 
 static const struct kind_def KINDS[] = {
-    [KIND_CMD] = {"cmd", "cmdlog",
-                  "INSERT INTO command_log (guild_id, user_id, channel_id, interaction_id, command, options, "
-                  "success, error, duration_us, corr, created_at) "
-                  "SELECT r.guild_id, r.user_id, r.channel_id, r.interaction_id, r.command, r.options, "
-                  "r.success, r.error, r.duration_us, r.corr, COALESCE(r.created_at, now()) "
-                  "FROM jsonb_to_recordset($1::jsonb) AS r(guild_id bigint, user_id bigint, channel_id bigint, "
-                  "interaction_id bigint, command text, options jsonb, success boolean, error text, "
-                  "duration_us integer, corr text, created_at timestamptz) "
-                  "ON CONFLICT (interaction_id) DO NOTHING"},
-    [KIND_ERR] = {"err", "errlog",
-                  "INSERT INTO error_log (guild_id, component, message, context, backtrace, corr, dedupe_key, "
-                  "created_at) "
-                  "SELECT r.guild_id, r.component, r.message, r.context, r.backtrace, r.corr, r.dedupe_key, "
-                  "COALESCE(r.created_at, now()) "
-                  "FROM jsonb_to_recordset($1::jsonb) AS r(guild_id bigint, component text, message text, "
-                  "context jsonb, backtrace text, corr text, dedupe_key text, created_at timestamptz) "
-                  "ON CONFLICT (dedupe_key) DO NOTHING"},
+    [KIND_CMD] =
+        {"cmd", "cmdlog",
+         "INSERT INTO command_log (guild_id, user_id, channel_id, interaction_id, command, options, "
+         "success, error, duration_us, corr, created_at) "
+         "SELECT r.guild_id, r.user_id, r.channel_id, r.interaction_id, r.command, r.options, "
+         "r.success, r.error, r.duration_us, r.corr, COALESCE(r.created_at, now()) "
+         "FROM jsonb_to_recordset($1::jsonb) AS r(guild_id bigint, user_id bigint, channel_id bigint, "
+         "interaction_id bigint, command text, options jsonb, success boolean, error text, "
+         "duration_us integer, corr text, created_at timestamptz) "
+         "ON CONFLICT (interaction_id) DO NOTHING"},
+    [KIND_ERR] =
+        {"err", "errlog",
+         "INSERT INTO error_log (guild_id, component, message, context, backtrace, corr, dedupe_key, "
+         "created_at) "
+         "SELECT r.guild_id, r.component, r.message, r.context, r.backtrace, r.corr, r.dedupe_key, "
+         "COALESCE(r.created_at, now()) "
+         "FROM jsonb_to_recordset($1::jsonb) AS r(guild_id bigint, component text, message text, "
+         "context jsonb, backtrace text, corr text, dedupe_key text, created_at timestamptz) "
+         "ON CONFLICT (dedupe_key) DO NOTHING"},
 };
 
 /* KEYS[1] pending, KEYS[2] inflight; ARGV[1] max. Moves up to max, returns them. */
@@ -98,7 +101,7 @@ static const char UNLOCK_LUA[] = "if redis.call('GET', KEYS[1]) == ARGV[1] then 
                                  "return redis.call('DEL', KEYS[1]) end return 0";
 
 __attribute__((format(printf, 3, 4))) static void cl_log(struct gh_ctx *ctx, enum gh_log_level lvl,
-                                                       const char *fmt, ...)
+                                                         const char *fmt, ...)
 {
     char msg[1024];
     va_list ap;
@@ -219,7 +222,7 @@ static int insert_entries(struct gh_ctx *ctx, enum kind k, char **entries, size_
         goto out;
 
     cl_log(ctx, GH_LOG_WARN, "a %s batch of %zu was rejected (%s); inserting one by one", KINDS[k].name, used,
-         gh_pg_sqlstate(ctx->pg));
+           gh_pg_sqlstate(ctx->pg));
     for (i = 0; i < n; i++) {
         gh_buf_reset(&b);
         if (gh_buf_printf(&b, "[%s]", entries[i]) != GH_OK) {
@@ -233,7 +236,7 @@ static int insert_entries(struct gh_ctx *ctx, enum kind k, char **entries, size_
             goto out;
         }
         cl_log(ctx, GH_LOG_ERROR, "dropped a %s entry PostgreSQL rejects (%s: %s): %.500s", KINDS[k].name,
-             gh_pg_sqlstate(ctx->pg), gh_pg_errmsg(ctx->pg), entries[i]);
+               gh_pg_sqlstate(ctx->pg), gh_pg_errmsg(ctx->pg), entries[i]);
     }
     rc = GH_OK;
 out:
@@ -404,7 +407,8 @@ static int spool_replay(struct gh_ctx *ctx, int max, int *written)
         unlink(replaying);
         cl_log(ctx, GH_LOG_INFO, "spool replayed");
     } else {
-        cl_log(ctx, GH_LOG_WARN, "spool replay failed (%s); %s kept for the next flush", gh_strerror(rc), replaying);
+        cl_log(ctx, GH_LOG_WARN, "spool replay failed (%s); %s kept for the next flush", gh_strerror(rc),
+               replaying);
     }
 out:
     if (lockfd >= 0)
@@ -563,8 +567,8 @@ static int flush_list(struct gh_ctx *ctx, enum kind k, int max, int *written)
     }
     rc = insert_entries(ctx, k, lines, n);
     if (rc != GH_OK) {
-        cl_log(ctx, GH_LOG_WARN, "%zu %s entries stay in %s until PostgreSQL takes them (%s)", n, KINDS[k].name,
-             inflight, ctx->pg ? gh_pg_errmsg(ctx->pg) : "no connection");
+        cl_log(ctx, GH_LOG_WARN, "%zu %s entries stay in %s until PostgreSQL takes them (%s)", n,
+               KINDS[k].name, inflight, ctx->pg ? gh_pg_errmsg(ctx->pg) : "no connection");
         goto out;
     }
     freeReplyObject(rep);
@@ -572,7 +576,7 @@ static int flush_list(struct gh_ctx *ctx, enum kind k, int max, int *written)
     if (!rep || rep->type != REDIS_REPLY_INTEGER) {
         /* Written, but the batch may be inserted again: harmless (ON CONFLICT). */
         cl_log(ctx, GH_LOG_WARN, "%s written but %s not cleared; the next flush re-sends it", KINDS[k].name,
-             inflight);
+               inflight);
         rc = GH_EREDIS;
     }
     *written += (int)n;

@@ -17,16 +17,16 @@
 struct gh_ctx;
 
 struct gh_cmdlog_entry {
-    uint64_t guild_id;        /* 0 = DM */
+    uint64_t guild_id; /* 0 = DM */
     uint64_t user_id;
     uint64_t channel_id;
     uint64_t interaction_id;
     const char *command;      /* borrowed */
     const char *options_json; /* borrowed JSON text or NULL */
     int success;
-    const char *error;        /* borrowed or NULL */
+    const char *error; /* borrowed or NULL */
     int duration_us;
-    const char *corr;         /* correlation id */
+    const char *corr; /* correlation id */
 };
 
 /* GH_OK (queued, written or spooled), GH_EINVAL (no command or user),
@@ -34,8 +34,8 @@ struct gh_cmdlog_entry {
 int gh_cmdlog_record(struct gh_ctx *ctx, const struct gh_cmdlog_entry *e);
 /* Records an error: component, message, context JSON (or NULL), backtrace (or
  * NULL). The guild and correlation id come from ctx->log. */
-int gh_errlog_record(struct gh_ctx *ctx, const char *component, const char *message,
-                     const char *context_json, const char *backtrace);
+int gh_errlog_record(struct gh_ctx *ctx, const char *component, const char *message, const char *context_json,
+                     const char *backtrace);
 /* Worker side: flushes up to max entries of each list. Returns the number
  * written, or a negative gh_err (nothing lost). */
 int gh_cmdlog_flush(struct gh_ctx *ctx, int max);

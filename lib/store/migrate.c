@@ -135,7 +135,7 @@ static void sha256_hex(const char *data, size_t len, char out[65])
     if (!EVP_Digest(data, len, md, &n, EVP_sha256(), NULL))
         return;
     for (i = 0; i < n && i < 32; i++)
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
+        snprintf(out + (size_t)2 * i, 3, "%02x", md[i]);
 }
 
 static int read_file(const char *path, char **text, size_t *len)
@@ -434,9 +434,7 @@ static int split(struct sqlfile *f)
         int end = i == f->ntok || (tok_punct(f, i, ';') && atomic == 0);
 
         if (i < f->ntok && !end) {
-            if (tok_is(f, i, "BEGIN") && tok_is(f, i + 1, "ATOMIC"))
-                atomic++;
-            else if (atomic > 0 && tok_is(f, i, "CASE"))
+            if ((tok_is(f, i, "BEGIN") && tok_is(f, i + 1, "ATOMIC")) || (atomic > 0 && tok_is(f, i, "CASE")))
                 atomic++;
             else if (atomic > 0 && tok_is(f, i, "END"))
                 atomic--;
@@ -535,7 +533,8 @@ static int created_table(const struct sqlfile *f, const struct stmt *s, char *na
 }
 
 /* ALTER TABLE [IF EXISTS] [ONLY] name: index of the first action token. */
-static int altered_table(const struct sqlfile *f, const struct stmt *s, char *name, size_t size, size_t *actions)
+static int altered_table(const struct sqlfile *f, const struct stmt *s, char *name, size_t size,
+                         size_t *actions)
 {
     static const char *const ie[] = {"IF", "EXISTS", NULL};
     static const char *const only[] = {"ONLY", NULL};
@@ -654,7 +653,8 @@ static int action_alter_type(const struct sqlfile *f, size_t a, size_t z)
     skip_words(f, &i, column);
     if (!read_ident(f, &i, z, col, sizeof(col)))
         return 0;
-    return tok_is(f, i, "TYPE") || (tok_is(f, i, "SET") && tok_is(f, i + 1, "DATA") && tok_is(f, i + 2, "TYPE"));
+    return tok_is(f, i, "TYPE") ||
+           (tok_is(f, i, "SET") && tok_is(f, i + 1, "DATA") && tok_is(f, i + 2, "TYPE"));
 }
 
 /* CREATE [UNIQUE] INDEX [CONCURRENTLY] [IF NOT EXISTS] [name] ON [ONLY] table */
@@ -693,7 +693,8 @@ static int is_tx_control(const struct sqlfile *f, const struct stmt *s)
 
     return tok_is(f, i, "BEGIN") || tok_is(f, i, "COMMIT") || tok_is(f, i, "ROLLBACK") ||
            tok_is(f, i, "END") || tok_is(f, i, "START") || tok_is(f, i, "SAVEPOINT") ||
-           tok_is(f, i, "RELEASE") || tok_is(f, i, "ABORT") || (tok_is(f, i, "PREPARE") && tok_is(f, i + 1, "TRANSACTION"));
+           tok_is(f, i, "RELEASE") || tok_is(f, i, "ABORT") ||
+           (tok_is(f, i, "PREPARE") && tok_is(f, i + 1, "TRANSACTION"));
 }
 
 /* ---- tables a destructive statement touches --------------------------------- */
@@ -747,7 +748,8 @@ static int list_tables(const struct sqlfile *f, size_t i, size_t end, struct nam
 }
 
 /* Adds the tables s destroys data of; *destructive set when it does. */
-static int destructive_tables(const struct sqlfile *f, const struct stmt *s, struct names *out, int *destructive)
+static int destructive_tables(const struct sqlfile *f, const struct stmt *s, struct names *out,
+                              int *destructive)
 {
     static const char *const ie[] = {"IF", "EXISTS", NULL};
     static const char *const table[] = {"TABLE", NULL};
@@ -901,8 +903,10 @@ static int load_dir(const char *dir, struct migset *s, FILE *err)
         if (nl < 4 || strcmp(de->d_name + nl - 4, ".sql") != 0)
             continue;
         if (!parse_name(de->d_name, &version, name, sizeof(name), &up)) {
-            say(err, "%s/%s: not a migration file name (want NNNN_name.up.sql and NNNN_name.down.sql, "
-                     "name in [a-z0-9_])", dir, de->d_name);
+            say(err,
+                "%s/%s: not a migration file name (want NNNN_name.up.sql and NNNN_name.down.sql, "
+                "name in [a-z0-9_])",
+                dir, de->d_name);
             problems++;
             continue;
         }
@@ -940,14 +944,17 @@ static int load_dir(const char *dir, struct migset *s, FILE *err)
             m->has_down = 1;
         }
     }
-    qsort(s->m, s->n, sizeof(*s->m), cmp_mig);
+    if (s->n > 0)
+        qsort(s->m, s->n, sizeof(*s->m), cmp_mig);
     for (i = 0; i < s->n; i++) {
         if (!s->m[i].has_up) {
             say(err, "%s.down.sql has no %s.up.sql", s->m[i].base, s->m[i].base);
             problems++;
         } else if (!s->m[i].has_down) {
-            say(err, "%s.up.sql has no %s.down.sql: every migration needs one (it may only undo what the up "
-                     "did)", s->m[i].base, s->m[i].base);
+            say(err,
+                "%s.up.sql has no %s.down.sql: every migration needs one (it may only undo what the up "
+                "did)",
+                s->m[i].base, s->m[i].base);
             problems++;
         }
     }
@@ -1058,19 +1065,25 @@ static int check_history(struct migset *s, const char *dir, FILE *err)
             if (s->m[j].version == a->version)
                 m = &s->m[j];
         if (!m || !m->has_up) {
-            say(err, "migration %04d (%s) was applied at %s but %s/%s.up.sql is missing; restore the file "
-                     "(an applied migration is never deleted)", a->version, a->name, a->at, dir, a->name);
+            say(err,
+                "migration %04d (%s) was applied at %s but %s/%s.up.sql is missing; restore the file "
+                "(an applied migration is never deleted)",
+                a->version, a->name, a->at, dir, a->name);
             problems++;
             continue;
         }
         a->seen = 1;
         if (strcmp(m->base, a->name) != 0) {
-            say(err, "%s.up.sql has the number of applied migration %s (applied at %s); restore its name and "
-                     "put new work in a new migration", m->base, a->name, a->at);
+            say(err,
+                "%s.up.sql has the number of applied migration %s (applied at %s); restore its name and "
+                "put new work in a new migration",
+                m->base, a->name, a->at);
             problems++;
         } else if (strcmp(m->checksum, a->checksum) != 0) {
-            say(err, "%s.up.sql was edited after it was applied (checksum %.12s… recorded at %s, file now "
-                     "%.12s…); write a new migration instead", m->base, a->checksum, a->at, m->checksum);
+            say(err,
+                "%s.up.sql was edited after it was applied (checksum %.12s… recorded at %s, file now "
+                "%.12s…); write a new migration instead",
+                m->base, a->checksum, a->at, m->checksum);
             problems++;
         }
     }
@@ -1078,8 +1091,10 @@ static int check_history(struct migset *s, const char *dir, FILE *err)
         const struct mig *m = &s->m[j];
 
         if (m->version < max_applied && !applied_of(s, m->version)) {
-            say(err, "%s.up.sql is out of order: it is numbered below the highest applied migration %04d but "
-                     "was never applied; renumber it above %04d", m->base, max_applied, max_applied);
+            say(err,
+                "%s.up.sql is out of order: it is numbered below the highest applied migration %04d but "
+                "was never applied; renumber it above %04d",
+                m->base, max_applied, max_applied);
             problems++;
         }
     }
@@ -1134,7 +1149,8 @@ static int mkdir_p(const char *path)
 
 /* Runs pg_dump -t each table into file; connection settings (password
  * included) go through the child's environment. */
-static int run_pg_dump(const struct gh_migrate_opts *o, const struct names *tables, const char *file, FILE *err)
+static int run_pg_dump(const struct gh_migrate_opts *o, const struct names *tables, const char *file,
+                       FILE *err)
 {
     PQconninfoOption *opts = NULL, *opt;
     char bin[1024], *errmsg = NULL;
@@ -1242,8 +1258,10 @@ static int backup_if_destructive(struct gh_pg *pg, const struct gh_migrate_opts 
         goto out;
     }
     if (!o->database_url || !o->backup_dir || !*o->backup_dir) {
-        say(err_of(o), "%s is destructive and no backup can be taken (no database URL or backup folder); "
-                       "not running it", f->display);
+        say(err_of(o),
+            "%s is destructive and no backup can be taken (no database URL or backup folder); "
+            "not running it",
+            f->display);
         rc = GH_EIO;
         goto out;
     }
@@ -1255,8 +1273,8 @@ static int backup_if_destructive(struct gh_pg *pg, const struct gh_migrate_opts 
     }
     gmtime_r(&now, &tm);
     strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
-    if (gh_snprintf(file, sizeof(file), "%s/%s%s_%s.sql", o->backup_dir, m->base, down ? "_down" : "", stamp) !=
-        GH_OK) {
+    if (gh_snprintf(file, sizeof(file), "%s/%s%s_%s.sql", o->backup_dir, m->base, down ? "_down" : "",
+                    stamp) != GH_OK) {
         rc = GH_ETOOBIG;
         goto out;
     }
@@ -1278,8 +1296,10 @@ static int check_tx_control(const struct sqlfile *f, FILE *err)
 
     for (i = 0; i < f->nstmt; i++) {
         if (is_tx_control(f, &f->stmts[i])) {
-            say(err, "%s:%d: transaction control in a migration; the runner gives each migration its own "
-                     "transaction (or none, with " NO_TX_MARK ")", f->display, f->stmts[i].line);
+            say(err,
+                "%s:%d: transaction control in a migration; the runner gives each migration its own "
+                "transaction (or none, with " NO_TX_MARK ")",
+                f->display, f->stmts[i].line);
             return GH_ECONFLICT;
         }
     }
@@ -1329,9 +1349,11 @@ static int run_one(struct gh_pg *pg, const struct gh_migrate_opts *o, const stru
         if (rc == GH_OK)
             continue;
         if (f->no_tx && k > 0)
-            say(err_of(o), "%s runs outside a transaction: its first %zu statement(s) stay applied and the "
-                           "migration is not recorded; fix the file and run again (keep its statements "
-                           "re-runnable)", f->display, k);
+            say(err_of(o),
+                "%s runs outside a transaction: its first %zu statement(s) stay applied and the "
+                "migration is not recorded; fix the file and run again (keep its statements "
+                "re-runnable)",
+                f->display, k);
         else if (!f->no_tx)
             say(err_of(o), "%s rolled back; nothing of it was applied", f->display);
         goto fail;
@@ -1552,10 +1574,11 @@ static void lint_alter(struct lint *l, size_t fi, const struct sqlfile *f, const
                         table, col, table, col);
         } else if (action_add_column(f, a, z, col, sizeof(col))) {
             if (range_has(f, a, z, "NOT", "NULL") && !range_has(f, a, z, "DEFAULT", NULL))
-                finding(l, f, line,
-                        "ADD COLUMN %s.%s NOT NULL without a DEFAULT fails on a table with rows: add a DEFAULT, "
-                        "or add it nullable, backfill, then set NOT NULL",
-                        table, col);
+                finding(
+                    l, f, line,
+                    "ADD COLUMN %s.%s NOT NULL without a DEFAULT fails on a table with rows: add a DEFAULT, "
+                    "or add it nullable, backfill, then set NOT NULL",
+                    table, col);
             if (range_has(f, a, z, "REFERENCES", NULL))
                 finding(l, f, line,
                         "ADD COLUMN %s.%s REFERENCES validates at once on an existing table: add the column, "
@@ -1567,8 +1590,7 @@ static void lint_alter(struct lint *l, size_t fi, const struct sqlfile *f, const
                         "foreign key %s added to existing table %s without NOT VALID: it locks both tables "
                         "while it scans; add it NOT VALID, then VALIDATE CONSTRAINT in a later migration",
                         cname[0] ? cname : "(unnamed)", table);
-            } else if (cname[0] &&
-                       grow(&l->nv, &l->capnv, l->nnv + 1, sizeof(*l->nv)) == GH_OK) {
+            } else if (cname[0] && grow(&l->nv, &l->capnv, l->nnv + 1, sizeof(*l->nv)) == GH_OK) {
                 struct notvalid *nv = &l->nv[l->nnv++];
 
                 memset(nv, 0, sizeof(*nv));
@@ -1577,8 +1599,10 @@ static void lint_alter(struct lint *l, size_t fi, const struct sqlfile *f, const
                 snprintf(nv->table, sizeof(nv->table), "%s", table);
                 snprintf(nv->name, sizeof(nv->name), "%s", cname);
             } else if (!cname[0]) {
-                finding(l, f, line, "name the NOT VALID foreign key on %s (ADD CONSTRAINT <name> ...) so a "
-                                    "later migration can VALIDATE CONSTRAINT it", table);
+                finding(l, f, line,
+                        "name the NOT VALID foreign key on %s (ADD CONSTRAINT <name> ...) so a "
+                        "later migration can VALIDATE CONSTRAINT it",
+                        table);
             }
         }
     }
@@ -1596,16 +1620,18 @@ static void lint_file(struct lint *l, size_t fi)
         int conc = 0;
 
         if (is_tx_control(f, st)) {
-            finding(l, f, st->line, "transaction control in a migration: the runner wraps each migration in "
-                                    "its own transaction (or none, with " NO_TX_MARK ")");
+            finding(l, f, st->line,
+                    "transaction control in a migration: the runner wraps each migration in "
+                    "its own transaction (or none, with " NO_TX_MARK ")");
         } else if (created_table(f, st, name, sizeof(name))) {
             names_add(&created, name);
         } else if (created_index(f, st, name, sizeof(name), &conc)) {
             if (!conc && !names_has(&created, name))
-                finding(l, f, st->line,
-                        "CREATE INDEX on existing table %s without CONCURRENTLY blocks writes while it builds: "
-                        "use CREATE INDEX CONCURRENTLY in a migration whose first line is " NO_TX_MARK,
-                        name);
+                finding(
+                    l, f, st->line,
+                    "CREATE INDEX on existing table %s without CONCURRENTLY blocks writes while it builds: "
+                    "use CREATE INDEX CONCURRENTLY in a migration whose first line is " NO_TX_MARK,
+                    name);
             if (conc && !f->no_tx)
                 finding(l, f, st->line,
                         "CREATE INDEX CONCURRENTLY cannot run inside a transaction: make the first line of "

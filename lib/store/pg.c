@@ -44,7 +44,7 @@ struct gh_pg {
     char **prepared; /* names prepared on conn */
     size_t n_prepared;
     size_t cap_prepared;
-    int tx_lost; /* connection lost inside a transaction: only ROLLBACK/BEGIN clear it */
+    int tx_lost;    /* connection lost inside a transaction: only ROLLBACK/BEGIN clear it */
     int fatal_seen; /* the server sent FATAL outside a query: it is closing the session */
     char errmsg[512];
     char sqlstate[6];
@@ -90,7 +90,8 @@ static void log_error(const struct gh_pg *pg, const char *what, const char *stmt
             json_object_object_add(extra, "stmt", json_object_new_string(head));
         }
     }
-    gh_log_fields(pg->lg, lvl, 0, extra ? json_object_to_json_string_ext(extra, JSON_C_TO_STRING_PLAIN) : NULL,
+    gh_log_fields(pg->lg, lvl, 0,
+                  extra ? json_object_to_json_string_ext(extra, JSON_C_TO_STRING_PLAIN) : NULL,
                   "postgres: %s: %s", what, pg->errmsg);
     json_object_put(extra);
 }
@@ -190,8 +191,7 @@ static int idle_conn_dead(struct gh_pg *pg)
  * connect now): whatever the statement did was rolled back. */
 static int terminated_by_server(const char *sqlstate)
 {
-    return strcmp(sqlstate, "57P01") == 0 || strcmp(sqlstate, "57P02") == 0 ||
-           strcmp(sqlstate, "57P03") == 0;
+    return strcmp(sqlstate, "57P01") == 0 || strcmp(sqlstate, "57P02") == 0 || strcmp(sqlstate, "57P03") == 0;
 }
 
 int gh_pg_connect(struct gh_pg *pg)
@@ -300,8 +300,8 @@ static void capture_failure(struct gh_pg *pg, const PGresult *res)
 
 /* One attempt: prepare if needed, then execute. NULL on failure with the
  * error captured. */
-static PGresult *attempt(struct gh_pg *pg, enum run_mode mode, const char *name, const char *sql,
-                         int nparams, const char *const *params, int reprepared)
+static PGresult *attempt(struct gh_pg *pg, enum run_mode mode, const char *name, const char *sql, int nparams,
+                         const char *const *params, int reprepared)
 {
     PGresult *res = NULL;
 

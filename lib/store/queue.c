@@ -32,10 +32,11 @@ static const char ENQUEUE_LUA[] = "if redis.call('SET', KEYS[1], '1', 'NX', 'EX'
                                   "redis.call('LPUSH', KEYS[2], ARGV[1]) return 1 end return 0";
 /* KEYS[1] processing, KEYS[2] destination; ARGV[1] raw, ARGV[2] new entry,
  * ARGV[3] cap of the destination (0 = none). 1 moved, 0 not in processing. */
-static const char MOVE_LUA[] = "if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end "
-                               "redis.call('LPUSH', KEYS[2], ARGV[2]) "
-                               "if tonumber(ARGV[3]) > 0 then redis.call('LTRIM', KEYS[2], 0, ARGV[3] - 1) end "
-                               "return 1";
+static const char MOVE_LUA[] =
+    "if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end "
+    "redis.call('LPUSH', KEYS[2], ARGV[2]) "
+    "if tonumber(ARGV[3]) > 0 then redis.call('LTRIM', KEYS[2], 0, ARGV[3] - 1) end "
+    "return 1";
 
 int gh_queue_partition(const char *queue)
 {
@@ -56,8 +57,8 @@ static int valid_queue(const char *q)
     if (!q || !*q)
         return 0;
     for (i = 0; q[i]; i++)
-        if (i >= 64 || !((q[i] >= 'a' && q[i] <= 'z') || (q[i] >= '0' && q[i] <= '9') || q[i] == '_' ||
-                         q[i] == '-'))
+        if (i >= 64 ||
+            !((q[i] >= 'a' && q[i] <= 'z') || (q[i] >= '0' && q[i] <= '9') || q[i] == '_' || q[i] == '-'))
             return 0;
     return 1;
 }
@@ -249,8 +250,8 @@ int gh_queue_pop(struct gh_redis *r, const char *queue, int timeout_s, struct gh
     if (timeout_s == 0)
         rep = gh_redis_cmd(r, "LMOVE %s %s RIGHT LEFT", ready, processing);
     else /* the socket waits a little longer than the server blocks */
-        rep = gh_redis_cmd_timeout(r, timeout_s * 1000 + 2000, "BLMOVE %s %s RIGHT LEFT %d", ready, processing,
-                                   timeout_s);
+        rep = gh_redis_cmd_timeout(r, timeout_s * 1000 + 2000, "BLMOVE %s %s RIGHT LEFT %d", ready,
+                                   processing, timeout_s);
     if (!rep || rep->type == REDIS_REPLY_ERROR) {
         rc = GH_EREDIS;
         goto out;
@@ -307,7 +308,8 @@ int gh_queue_fail(struct gh_redis *r, const char *queue, const struct gh_job *jo
     if (!entry || !json_object_is_type(entry, json_type_object))
         goto out;
     retry = job->attempt < max_attempts;
-    if (qkey(processing, queue, "processing") != GH_OK || qkey(dest, queue, retry ? "ready" : "dead") != GH_OK) {
+    if (qkey(processing, queue, "processing") != GH_OK ||
+        qkey(dest, queue, retry ? "ready" : "dead") != GH_OK) {
         rc = GH_ETOOBIG;
         goto out;
     }

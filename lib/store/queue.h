@@ -21,12 +21,12 @@ struct gh_logger;
 struct gh_job {
     char id[160];
     char kind[64];
-    uint64_t guild_id;       /* 0 = none */
-    json_object *payload;    /* owned by the job; gh_job_cleanup releases it */
-    int64_t deadline_ms;     /* 0 = none; past it the job is dropped and logged */
-    int attempt;             /* 1 on the first run */
+    uint64_t guild_id;    /* 0 = none */
+    json_object *payload; /* owned by the job; gh_job_cleanup releases it */
+    int64_t deadline_ms;  /* 0 = none; past it the job is dropped and logged */
+    int attempt;          /* 1 on the first run */
     int64_t enqueued_ms;
-    char *raw;               /* the serialized job as popped (owned) */
+    char *raw; /* the serialized job as popped (owned) */
 };
 
 void gh_job_cleanup(struct gh_job *job);

@@ -52,7 +52,7 @@ static struct timeval ms_to_tv(int ms)
     struct timeval tv;
 
     tv.tv_sec = ms / 1000;
-    tv.tv_usec = (ms % 1000) * 1000;
+    tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
     return tv;
 }
 
@@ -377,7 +377,7 @@ redisContext *gh_redis_ctx(struct gh_redis *r)
 /* ---- keys ---------------------------------------------------------------- */
 
 __attribute__((format(printf, 4, 0))) static int key_tail(char *out, size_t size, int used, const char *fmt,
-                                                         va_list ap)
+                                                          va_list ap)
 {
     int n;
 

@@ -36,8 +36,8 @@ int gh_redis_ping(struct gh_redis *r); /* GH_OK or GH_EREDIS */
 redisContext *gh_redis_ctx(struct gh_redis *r);
 
 /* Key builder: bot:{<guild_id>}:<feature>:<key>. Returns GH_OK or GH_ETOOBIG. */
-int gh_key_guild(char *out, size_t size, unsigned long long guild_id, const char *feature,
-                 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+int gh_key_guild(char *out, size_t size, unsigned long long guild_id, const char *feature, const char *fmt,
+                 ...) __attribute__((format(printf, 5, 6)));
 /* bot:{global}:<feature>:<key> */
 int gh_key_global(char *out, size_t size, const char *feature, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

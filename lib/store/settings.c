@@ -121,7 +121,8 @@ static void random_token(char *out, size_t size)
 }
 
 /* Reads the row from PostgreSQL: doc (new reference, empty when no row) and version. */
-static int read_pg(struct gh_ctx *ctx, uint64_t guild_id, const char *feature, json_object **doc, int *version)
+static int read_pg(struct gh_ctx *ctx, uint64_t guild_id, const char *feature, json_object **doc,
+                   int *version)
 {
     static const char sql[] = "SELECT document::text, version FROM guild_settings "
                               "WHERE guild_id = $1 AND feature = $2";
@@ -220,8 +221,9 @@ void gh_settings_invalidate(struct gh_ctx *ctx, uint64_t guild_id, const char *f
         return;
     rep = gh_redis_cmd(ctx->redis, "DEL %s %s", key, fill);
     if (!rep || rep->type == REDIS_REPLY_ERROR)
-        slog(ctx, GH_LOG_ERROR, "could not drop the cached copy %s (Redis down); it may be stale for up to %d s",
-             key, SETTINGS_TTL_S);
+        slog(ctx, GH_LOG_ERROR,
+             "could not drop the cached copy %s (Redis down); it may be stale for up to %d s", key,
+             SETTINGS_TTL_S);
     freeReplyObject(rep);
 }
 
@@ -238,8 +240,9 @@ static int put_once(struct gh_ctx *ctx, const char *gid, const char *feature, co
                               "ON CONFLICT (guild_id, feature) DO NOTHING RETURNING version";
     static const char upd[] = "UPDATE guild_settings SET document = $3::jsonb, version = version + 1, "
                               "updated_by = $4 WHERE guild_id = $1 AND feature = $2 RETURNING version";
-    static const char audit[] = "INSERT INTO audit_log (guild_id, actor_id, action, target, before, after, corr) "
-                                "VALUES ($1, $2, 'settings.update', $3, $4::jsonb, $5::jsonb, $6)";
+    static const char audit[] =
+        "INSERT INTO audit_log (guild_id, actor_id, action, target, before, after, corr) "
+        "VALUES ($1, $2, 'settings.update', $3, $4::jsonb, $5::jsonb, $6)";
     PGresult *cur = NULL, *res = NULL;
     const char *before = NULL;
     int rc = GH_EPG, version = 0;

@@ -58,7 +58,8 @@ int main(int argc, char **argv)
                 }
                 down_n = strtol(argv[++i], &end, 10);
                 if (!end || *end || down_n < 1 || down_n > 100000) {
-                    fprintf(stderr, "guildhall-migrate: down N: N must be a whole number >= 1, got '%s'\n", argv[i]);
+                    fprintf(stderr, "guildhall-migrate: down N: N must be a whole number >= 1, got '%s'\n",
+                            argv[i]);
                     return 2;
                 }
             } else if (strcmp(cmd, "up") != 0 && strcmp(cmd, "status") != 0 && strcmp(cmd, "lint") != 0) {
@@ -112,7 +113,8 @@ int main(int argc, char **argv)
         goto out;
     }
     if (gh_pg_connect(pg) != GH_OK) {
-        fprintf(stderr, "guildhall-migrate: cannot connect to PostgreSQL (DATABASE_URL): %s\n", gh_pg_errmsg(pg));
+        fprintf(stderr, "guildhall-migrate: cannot connect to PostgreSQL (DATABASE_URL): %s\n",
+                gh_pg_errmsg(pg));
         rc = 1;
         goto out;
     }

@@ -25,7 +25,7 @@
 #include "discord/rest.h"
 #include "features/registry.h"
 
-#define BODY_MAX (1024 * 1024)
+#define BODY_MAX ((size_t)1024 * 1024)
 
 static void usage(FILE *f)
 {

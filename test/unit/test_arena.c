@@ -44,7 +44,7 @@ static void cap_returns_null(void **state)
     gh_arena_init(&a, 256, 4096);
     while ((p = gh_arena_alloc(&a, 100)) != NULL)
         got += 100;
-    assert_true(got > 2000);  /* most of the cap is usable */
+    assert_true(got > 2000); /* most of the cap is usable */
     assert_true(got <= 4096);
     assert_true(a.total <= 4096);
     assert_null(gh_arena_alloc(&a, 100));

@@ -35,12 +35,12 @@ static struct gh_redis *redis, *bad_redis;
 static unsigned counter;
 static char tmpdir[256];
 
-#define NEED_STORES()                                                                    \
-    do {                                                                                 \
-        if (!pg || !redis) {                                                             \
-            print_message("DATABASE_URL or REDIS_URL is not set: cmdlog tests skipped\n"); \
-            skip();                                                                      \
-        }                                                                                \
+#define NEED_STORES()                                                                                        \
+    do {                                                                                                     \
+        if (!pg || !redis) {                                                                                 \
+            print_message("DATABASE_URL or REDIS_URL is not set: cmdlog tests skipped\n");                   \
+            skip();                                                                                          \
+        }                                                                                                    \
     } while (0)
 
 static void url_with_db(const char *url, int db, char *out, size_t size)
@@ -193,8 +193,9 @@ static void cleanup_rows(uint64_t lo, uint64_t hi, uint64_t guild)
 
     snprintf(p1, sizeof(p1), "%llu", (unsigned long long)lo);
     snprintf(p2, sizeof(p2), "%llu", (unsigned long long)hi);
-    assert_int_equal(gh_pg_command(pg, "DELETE FROM command_log WHERE interaction_id BETWEEN $1 AND $2", 2,
-                                   params), GH_OK);
+    assert_int_equal(
+        gh_pg_command(pg, "DELETE FROM command_log WHERE interaction_id BETWEEN $1 AND $2", 2, params),
+        GH_OK);
     if (guild) {
         snprintf(p1, sizeof(p1), "%llu", (unsigned long long)guild);
         assert_int_equal(gh_pg_command(pg, "DELETE FROM guilds WHERE id = $1", 1, params), GH_OK);
@@ -205,8 +206,8 @@ static void test_record_flush_writes_rows(void **state)
 {
     NEED_STORES();
     struct gh_ctx ctx;
-    uint64_t g = uniq(1100000000000000000ULL), i1 = uniq(2000000000000000000ULL), i2 = uniq(2000000000000000000ULL),
-             i3 = uniq(2000000000000000000ULL);
+    uint64_t g = uniq(1100000000000000000ULL), i1 = uniq(2000000000000000000ULL),
+             i2 = uniq(2000000000000000000ULL), i3 = uniq(2000000000000000000ULL);
     struct gh_cmdlog_entry e;
     PGresult *res;
     char p[24];
@@ -233,10 +234,11 @@ static void test_record_flush_writes_rows(void **state)
     assert_int_equal(count("SELECT count(*) FROM guilds WHERE id = $1 AND $2 > 0", g, 1), 1); /* created */
 
     snprintf(p, sizeof(p), "%llu", (unsigned long long)i1);
-    res = gh_pg_exec(pg,
-                     "SELECT guild_id, user_id, channel_id, command, options->>'q', success, error, duration_us, "
-                     "corr, created_at > now() - interval '1 minute' FROM command_log WHERE interaction_id = $1",
-                     1, params);
+    res = gh_pg_exec(
+        pg,
+        "SELECT guild_id, user_id, channel_id, command, options->>'q', success, error, duration_us, "
+        "corr, created_at > now() - interval '1 minute' FROM command_log WHERE interaction_id = $1",
+        1, params);
     assert_non_null(res);
     assert_int_equal(PQntuples(res), 1);
     assert_string_equal(PQgetvalue(res, 0, 1), "80351110224678912");
@@ -250,8 +252,8 @@ static void test_record_flush_writes_rows(void **state)
     assert_string_equal(PQgetvalue(res, 0, 9), "t");
     PQclear(res);
     snprintf(p, sizeof(p), "%llu", (unsigned long long)i2);
-    res = gh_pg_exec(pg, "SELECT success, error, options IS NULL FROM command_log WHERE interaction_id = $1", 1,
-                     params);
+    res = gh_pg_exec(pg, "SELECT success, error, options IS NULL FROM command_log WHERE interaction_id = $1",
+                     1, params);
     assert_non_null(res);
     assert_string_equal(PQgetvalue(res, 0, 0), "f");
     assert_string_equal(PQgetvalue(res, 0, 1), "missing permission");
@@ -345,8 +347,11 @@ static void test_pg_down_nothing_lost_or_doubled(void **state)
     freeReplyObject(saved);
     assert_int_equal(gh_cmdlog_flush(&ctx, 500), 2);
     assert_int_equal(rows_between(lo, hi), 3);
-    assert_int_equal(count("SELECT count(DISTINCT interaction_id) FROM command_log WHERE interaction_id BETWEEN "
-                           "$1 AND $2", lo, hi), 3);
+    assert_int_equal(
+        count("SELECT count(DISTINCT interaction_id) FROM command_log WHERE interaction_id BETWEEN "
+              "$1 AND $2",
+              lo, hi),
+        3);
     assert_int_equal(llen("bot:{global}:cmdlog:inflight"), 0);
     cleanup_rows(lo, hi, 0);
 }
@@ -440,10 +445,11 @@ static void test_rejected_entries_do_not_block(void **state)
     ctx_init(&ctx, pg, redis);
     assert_int_equal(gh_cmdlog_record(&ctx, &e), GH_OK);
     /* No user: NOT NULL violation. And a line that is not JSON at all. */
-    freeReplyObject(gh_redis_cmd(redis,
-                                 "LPUSH bot:{global}:cmdlog:pending {\"kind\":\"cmd\",\"interaction_id\":\"%llu\","
-                                 "\"command\":\"x\",\"success\":true}",
-                                 (unsigned long long)bad));
+    freeReplyObject(
+        gh_redis_cmd(redis,
+                     "LPUSH bot:{global}:cmdlog:pending {\"kind\":\"cmd\",\"interaction_id\":\"%llu\","
+                     "\"command\":\"x\",\"success\":true}",
+                     (unsigned long long)bad));
     freeReplyObject(gh_redis_cmd(redis, "LPUSH bot:{global}:cmdlog:pending %s", "{broken"));
     assert_int_equal(gh_cmdlog_flush(&ctx, 500), 3);
     assert_int_equal(rows_between(good, good), 1);

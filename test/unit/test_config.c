@@ -58,8 +58,8 @@ static int load(const struct kv *over, unsigned svc, struct gh_config *cfg, char
     return gh_config_load(cfg, svc, fake_getenv, &e, err, n);
 }
 
-static const unsigned all_services[] = {GH_SVC_INTERACTIONS, GH_SVC_API, GH_SVC_WORKER,
-                                        GH_SVC_GATEWAY, GH_SVC_TOOL};
+static const unsigned all_services[] = {GH_SVC_INTERACTIONS, GH_SVC_API, GH_SVC_WORKER, GH_SVC_GATEWAY,
+                                        GH_SVC_TOOL};
 
 static void defaults_applied(void **state)
 {
@@ -176,8 +176,8 @@ static void expect_error(const char *env, const char *value, unsigned svc, const
     char err[256];
 
     assert_int_equal(load(over, svc, &cfg, err, sizeof err), GH_ECONFIG);
-    if (strcmp(err, want) != 0 && !(want[strlen(want) - 1] == '*' &&
-                                     strncmp(err, want, strlen(want) - 1) == 0))
+    if (strcmp(err, want) != 0 &&
+        !(want[strlen(want) - 1] == '*' && strncmp(err, want, strlen(want) - 1) == 0))
         fail_msg("%s=%s\n  got  %s\n  want %s", env, value, err, want);
 }
 
@@ -189,8 +189,7 @@ static void bad_values_are_named(void **state)
     expect_error("PG_POOL_MAX", "501", GH_SVC_API,
                  "PG_POOL_MAX: must be an integer between 1 and 500, got '501'");
     expect_error("PG_POOL_MAX", "0", GH_SVC_API, "PG_POOL_MAX: must be an integer between*");
-    expect_error("PG_POOL_MAX", "5", GH_SVC_API,
-                 "PG_POOL_MIN: must not exceed PG_POOL_MAX (10 > 5)");
+    expect_error("PG_POOL_MAX", "5", GH_SVC_API, "PG_POOL_MIN: must not exceed PG_POOL_MAX (10 > 5)");
     expect_error("MAX_BODY_BYTES", "100", GH_SVC_API,
                  "MAX_BODY_BYTES: must be an integer between 1024 and 16777216, got '100'");
     expect_error("REST_TIMEOUT_MS", "1.5", GH_SVC_WORKER, "REST_TIMEOUT_MS: must be an integer*");
@@ -199,16 +198,14 @@ static void bad_values_are_named(void **state)
                  "from the Developer Portal)");
     expect_error("DISCORD_PUBLIC_KEY", PUBKEY "00", GH_SVC_INTERACTIONS,
                  "DISCORD_PUBLIC_KEY: must be 64 hex characters*");
-    expect_error("DISCORD_PUBLIC_KEY",
-                 "g3a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8",
+    expect_error("DISCORD_PUBLIC_KEY", "g3a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8",
                  GH_SVC_INTERACTIONS, "DISCORD_PUBLIC_KEY: must be 64 hex characters*");
     expect_error("DISCORD_APPLICATION_ID", "12ab", GH_SVC_INTERACTIONS,
                  "DISCORD_APPLICATION_ID: must be a Discord id (a positive decimal snowflake), "
                  "got '12ab'");
     expect_error("DISCORD_APPLICATION_ID", "0", GH_SVC_INTERACTIONS,
                  "DISCORD_APPLICATION_ID: must be a Discord id*");
-    expect_error("DATABASE_URL", "mysql://x@y/z", GH_SVC_WORKER,
-                 "DATABASE_URL: must be a PostgreSQL URL*");
+    expect_error("DATABASE_URL", "mysql://x@y/z", GH_SVC_WORKER, "DATABASE_URL: must be a PostgreSQL URL*");
     expect_error("DATABASE_URL", "not a url", GH_SVC_WORKER, "DATABASE_URL: must be a URL*");
     expect_error("REDIS_URL", "rediss://h:1", GH_SVC_WORKER, "REDIS_URL: must be a Redis URL*");
     expect_error("PUBLIC_URL", "ftp://x", GH_SVC_API, "PUBLIC_URL: must be an http:// or https:// URL");

@@ -44,8 +44,8 @@ static void parses_complete_documents(void **state)
 static void rejects_bad_input(void **state)
 {
     static const char *const bad[] = {
-        "", "   ", "{", "{\"a\":1", "{\"a\":1}x", "{} {}", "[1,2,]x", "nul", "\"\xff\"",
-        "{\"a\":\"x", "[1] 2",
+        "",        "   ", "{",        "{\"a\":1",   "{\"a\":1}x", "{} {}",
+        "[1,2,]x", "nul", "\"\xff\"", "{\"a\":\"x", "[1] 2",
     };
     json_object *o = (json_object *)1;
     size_t i;

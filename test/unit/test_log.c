@@ -241,8 +241,7 @@ static void extra_fields(void **state)
     assert_true(json_object_object_get_ex(o, "nested", &n));
     assert_string_equal(field(n, "note"), "has [redacted] in it");
     assert_true(json_object_object_get_ex(n, "list", &v));
-    assert_string_equal(json_object_get_string(json_object_array_get_idx(v, 1)),
-                        "Bearer [redacted]");
+    assert_string_equal(json_object_get_string(json_object_array_get_idx(v, 1)), "Bearer [redacted]");
     json_object_put(o);
 
     /* not an object: kept as text under "extra" */
@@ -297,8 +296,7 @@ static void redaction_patterns(void **state)
     redact_expect(&sink, "{\"password\": \"two words\", \"n\": 1}",
                   "{\"password\": \"[redacted]\", \"n\": 1}");
     redact_expect(&sink, "token=\"unclosed rest", "token=\"[redacted]");
-    redact_expect(&sink, "{\"client_secret\":\"abc\",\"n\":1}",
-                  "{\"client_secret\":\"[redacted]\",\"n\":1}");
+    redact_expect(&sink, "{\"client_secret\":\"abc\",\"n\":1}", "{\"client_secret\":\"[redacted]\",\"n\":1}");
     redact_expect(&sink, "a?api_key=k1&apikey=k2&x=1", "a?api_key=[redacted]&apikey=[redacted]&x=1");
     redact_expect(&sink, "KEY = \"v\"}", "KEY = \"[redacted]\"}");
     redact_expect(&sink, "secret:  spaced", "secret:  [redacted]");
@@ -507,8 +505,7 @@ static void sink_learns_existing_size(void **state)
     assert_int_equal(sink.fd, 2);
 
     /* an unopenable path: error, and the sink still logs (to stderr) */
-    assert_int_equal(gh_log_sink_init(&sink, "t", GH_LOG_DEBUG, "/nonexistent-dir/x.log", 0, 0),
-                     GH_EIO);
+    assert_int_equal(gh_log_sink_init(&sink, "t", GH_LOG_DEBUG, "/nonexistent-dir/x.log", 0, 0), GH_EIO);
     assert_int_equal(sink.fd, 2);
     gh_log_sink_cleanup(&sink);
 }

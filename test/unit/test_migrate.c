@@ -30,12 +30,12 @@ static struct gh_pg *admin, *pg;
 static char dbname[64], scratch_url[1024], tmp[256], backups[300];
 static int case_no;
 
-#define NEED_DB()                                                                                  \
-    do {                                                                                           \
-        if (!pg) {                                                                                 \
-            print_message("DATABASE_URL is not set: migration tests against PostgreSQL skipped\n"); \
-            skip();                                                                                \
-        }                                                                                          \
+#define NEED_DB()                                                                                            \
+    do {                                                                                                     \
+        if (!pg) {                                                                                           \
+            print_message("DATABASE_URL is not set: migration tests against PostgreSQL skipped\n");          \
+            skip();                                                                                          \
+        }                                                                                                    \
     } while (0)
 
 /* ---- files ------------------------------------------------------------------ */
@@ -158,8 +158,12 @@ static struct run migrate(enum cmd c, const char *dir, int n, const char *pg_dum
     struct run r = {0};
     size_t ol = 0, el = 0;
     FILE *fo = open_memstream(&r.out, &ol), *fe = open_memstream(&r.err, &el);
-    struct gh_migrate_opts o = {
-        .dir = dir, .database_url = scratch_url, .backup_dir = backups, .pg_dump = pg_dump, .out = fo, .err = fe};
+    struct gh_migrate_opts o = {.dir = dir,
+                                .database_url = scratch_url,
+                                .backup_dir = backups,
+                                .pg_dump = pg_dump,
+                                .out = fo,
+                                .err = fe};
 
     assert_non_null(fo);
     assert_non_null(fe);
@@ -261,7 +265,8 @@ static int setup(void **state)
         return -1;
     snprintf(sql, sizeof(sql), "CREATE DATABASE %s", dbname);
     if (gh_pg_command(admin, sql, 0, NULL) != GH_OK) {
-        fprintf(stderr, "cannot create the scratch database (the role needs CREATEDB): %s\n", gh_pg_errmsg(admin));
+        fprintf(stderr, "cannot create the scratch database (the role needs CREATEDB): %s\n",
+                gh_pg_errmsg(admin));
         return -1;
     }
     pg = gh_pg_new(scratch_url, 0, NULL);
@@ -320,28 +325,29 @@ static void sha256_file(const char *path, char out[65])
 /* Columns, indexes, constraints, triggers and functions of the public schema. */
 static char *fingerprint(void)
 {
-    return scalar("SELECT concat_ws('|', "
-                  "(SELECT string_agg(table_name || '.' || column_name || ':' || data_type || ':' || is_nullable "
-                  "|| ':' || coalesce(column_default, ''), ',' ORDER BY table_name, column_name) "
-                  "FROM information_schema.columns WHERE table_schema = 'public' AND table_name <> "
-                  "'schema_migrations'), "
-                  "(SELECT string_agg(indexdef, ',' ORDER BY indexname) FROM pg_indexes WHERE schemaname = "
-                  "'public' AND tablename <> 'schema_migrations'), "
-                  "(SELECT string_agg(conrelid::regclass || ':' || pg_get_constraintdef(oid), ',' ORDER BY "
-                  "conrelid::regclass::text, conname) FROM pg_constraint WHERE connamespace = 'public'::regnamespace "
-                  "AND conrelid <> 'schema_migrations'::regclass), "
-                  "(SELECT string_agg(tgrelid::regclass || ':' || tgname, ',' ORDER BY tgrelid::regclass::text, "
-                  "tgname) FROM pg_trigger WHERE NOT tgisinternal), "
-                  "(SELECT string_agg(proname, ',' ORDER BY proname) FROM pg_proc WHERE pronamespace = "
-                  "'public'::regnamespace))",
-                  NULL);
+    return scalar(
+        "SELECT concat_ws('|', "
+        "(SELECT string_agg(table_name || '.' || column_name || ':' || data_type || ':' || is_nullable "
+        "|| ':' || coalesce(column_default, ''), ',' ORDER BY table_name, column_name) "
+        "FROM information_schema.columns WHERE table_schema = 'public' AND table_name <> "
+        "'schema_migrations'), "
+        "(SELECT string_agg(indexdef, ',' ORDER BY indexname) FROM pg_indexes WHERE schemaname = "
+        "'public' AND tablename <> 'schema_migrations'), "
+        "(SELECT string_agg(conrelid::regclass || ':' || pg_get_constraintdef(oid), ',' ORDER BY "
+        "conrelid::regclass::text, conname) FROM pg_constraint WHERE connamespace = 'public'::regnamespace "
+        "AND conrelid <> 'schema_migrations'::regclass), "
+        "(SELECT string_agg(tgrelid::regclass || ':' || tgname, ',' ORDER BY tgrelid::regclass::text, "
+        "tgname) FROM pg_trigger WHERE NOT tgisinternal), "
+        "(SELECT string_agg(proname, ',' ORDER BY proname) FROM pg_proc WHERE pronamespace = "
+        "'public'::regnamespace))",
+        NULL);
 }
 
 static void test_real_sql_up_down_up(void **state)
 {
     NEED_DB();
-    static const char *const tables[] = {"guilds", "guild_settings", "authorized_users",
-                                         "command_log", "audit_log", "error_log"};
+    static const char *const tables[] = {"guilds",      "guild_settings", "authorized_users",
+                                         "command_log", "audit_log",      "error_log"};
     struct run r;
     char path[600], sum[65], *v;
     PGresult *res;
@@ -356,14 +362,17 @@ static void test_real_sql_up_down_up(void **state)
         char q[160];
 
         assert_true(table_exists(tables[i]));
-        snprintf(q, sizeof(q), "SELECT count(*) FROM pg_trigger WHERE tgrelid = '%s'::regclass AND tgname LIKE "
-                               "'%%set_updated_at'", tables[i]);
+        snprintf(q, sizeof(q),
+                 "SELECT count(*) FROM pg_trigger WHERE tgrelid = '%s'::regclass AND tgname LIKE "
+                 "'%%set_updated_at'",
+                 tables[i]);
         v = scalar(q, NULL);
         assert_string_equal(v, "1"); /* every table keeps updated_at */
         free(v);
     }
     /* Recorded with the checksum of each up file. */
-    res = gh_pg_exec(pg, "SELECT name, checksum, duration_ms >= 0 FROM schema_migrations ORDER BY version", 0, NULL);
+    res = gh_pg_exec(pg, "SELECT name, checksum, duration_ms >= 0 FROM schema_migrations ORDER BY version", 0,
+                     NULL);
     assert_non_null(res);
     assert_int_equal(PQntuples(res), nfiles);
     for (row = 0; row < PQntuples(res); row++) {
@@ -374,8 +383,11 @@ static void test_real_sql_up_down_up(void **state)
     }
     PQclear(res);
     /* The trigger works. */
-    assert_int_equal(gh_pg_command(pg, "INSERT INTO guilds (id, created_at, updated_at) VALUES (5, now() - "
-                                       "interval '1 day', now() - interval '1 day')", 0, NULL), GH_OK);
+    assert_int_equal(gh_pg_command(pg,
+                                   "INSERT INTO guilds (id, created_at, updated_at) VALUES (5, now() - "
+                                   "interval '1 day', now() - interval '1 day')",
+                                   0, NULL),
+                     GH_OK);
     assert_int_equal(gh_pg_command(pg, "UPDATE guilds SET name = 'x' WHERE id = 5", 0, NULL), GH_OK);
     v = scalar("SELECT updated_at > created_at + interval '1 hour' FROM guilds WHERE id = 5", NULL);
     assert_string_equal(v, "t");
@@ -528,7 +540,8 @@ static void test_failed_migration_rolls_back(void **state)
 
     (void)state;
     new_dir(dir, sizeof(dir));
-    put_mig(dir, "0001_a", "CREATE TABLE t1 (x int);\nINSERT INTO t1 VALUES (1);\n\nINSERT INTO nope VALUES (1);\n",
+    put_mig(dir, "0001_a",
+            "CREATE TABLE t1 (x int);\nINSERT INTO t1 VALUES (1);\n\nINSERT INTO nope VALUES (1);\n",
             "DROP TABLE t1;\n");
     r = migrate(UP, dir, 0, NULL);
     expect(&r, GH_EPG, NULL, "0001_a.up.sql:4:");
@@ -583,7 +596,8 @@ static void test_backup_before_destructive(void **state)
 
     (void)state;
     new_dir(dir, sizeof(dir));
-    put_mig(dir, "0001_a", "CREATE TABLE t1 (x int, y text);\nINSERT INTO t1 VALUES (1, 'keep me'), (2, 'b');\n",
+    put_mig(dir, "0001_a",
+            "CREATE TABLE t1 (x int, y text);\nINSERT INTO t1 VALUES (1, 'keep me'), (2, 'b');\n",
             "DROP TABLE t1;\n");
     put_mig(dir, "0002_b", "DELETE FROM t1 WHERE x = 1;\n", "SELECT 1;\n");
     r = migrate(UP, dir, 0, NULL);
@@ -635,15 +649,16 @@ static void test_lint_findings(void **state)
             "ALTER TABLE t1 ADD COLUMN f int REFERENCES parent (id);\n"
             "CREATE UNIQUE INDEX CONCURRENTLY t1_c_idx ON t1 (c);\n",
             "SELECT 1;\n");
-    put_mig(dir, "0003_ok",
-            "ALTER TABLE t1 DROP COLUMN b;\n"
-            "ALTER TABLE t1 ADD CONSTRAINT t1_r_fk FOREIGN KEY (e) REFERENCES parent (id) NOT VALID;\n"
-            "ALTER TABLE t1 VALIDATE CONSTRAINT t1_r_fk;\n"
-            "COMMENT ON TABLE t1 IS 'DROP COLUMN x; CREATE INDEX y ON t1 (x); ALTER TABLE t1 DROP COLUMN id';\n"
-            "DO $$ BEGIN EXECUTE 'ALTER TABLE t1 DROP COLUMN id'; END $$;\n"
-            "/* ALTER TABLE t1 ADD COLUMN z int NOT NULL; */\n"
-            "ALTER TABLE t1 ADD COLUMN g int NOT NULL DEFAULT 1, ADD COLUMN h text;\n",
-            "SELECT 1;\n");
+    put_mig(
+        dir, "0003_ok",
+        "ALTER TABLE t1 DROP COLUMN b;\n"
+        "ALTER TABLE t1 ADD CONSTRAINT t1_r_fk FOREIGN KEY (e) REFERENCES parent (id) NOT VALID;\n"
+        "ALTER TABLE t1 VALIDATE CONSTRAINT t1_r_fk;\n"
+        "COMMENT ON TABLE t1 IS 'DROP COLUMN x; CREATE INDEX y ON t1 (x); ALTER TABLE t1 DROP COLUMN id';\n"
+        "DO $$ BEGIN EXECUTE 'ALTER TABLE t1 DROP COLUMN id'; END $$;\n"
+        "/* ALTER TABLE t1 ADD COLUMN z int NOT NULL; */\n"
+        "ALTER TABLE t1 ADD COLUMN g int NOT NULL DEFAULT 1, ADD COLUMN h text;\n",
+        "SELECT 1;\n");
     put_mig(dir, "0004_conc",
             "-- guildhall:no-transaction\n"
             "CREATE INDEX CONCURRENTLY IF NOT EXISTS t1_e_idx ON t1 (e);\n",
@@ -654,13 +669,16 @@ static void test_lint_findings(void **state)
     assert_int_equal(r.rc, 7);
     assert_non_null(strstr(r.out, "0002_bad.up.sql:1: DROP COLUMN t1.a without an earlier deprecation"));
     assert_non_null(strstr(r.out, "0002_bad.up.sql:2: ADD COLUMN t1.d NOT NULL without a DEFAULT"));
-    assert_non_null(strstr(r.out, "0002_bad.up.sql:4: foreign key t1_p_fk added to existing table t1 without NOT "
-                                  "VALID"));
-    assert_non_null(strstr(r.out, "0002_bad.up.sql:5: CREATE INDEX on existing table t1 without CONCURRENTLY"));
+    assert_non_null(strstr(r.out,
+                           "0002_bad.up.sql:4: foreign key t1_p_fk added to existing table t1 without NOT "
+                           "VALID"));
+    assert_non_null(
+        strstr(r.out, "0002_bad.up.sql:5: CREATE INDEX on existing table t1 without CONCURRENTLY"));
     assert_non_null(strstr(r.out, "0002_bad.up.sql:6: foreign key t1_q_fk on t1 is added NOT VALID but never "
                                   "validated"));
     assert_non_null(strstr(r.out, "0002_bad.up.sql:8: ADD COLUMN t1.f REFERENCES"));
-    assert_non_null(strstr(r.out, "0002_bad.up.sql:9: CREATE INDEX CONCURRENTLY cannot run inside a transaction"));
+    assert_non_null(
+        strstr(r.out, "0002_bad.up.sql:9: CREATE INDEX CONCURRENTLY cannot run inside a transaction"));
     assert_null(strstr(r.out, "0001_base"));
     assert_null(strstr(r.out, "0003_ok"));
     assert_null(strstr(r.out, "0004_conc"));

@@ -23,13 +23,13 @@
 static struct gh_log_sink sink;
 static struct gh_logger lg;
 
-#define NEED_DB()                                                                        \
-    const char *url = getenv("DATABASE_URL");                                            \
-    do {                                                                                 \
-        if (!url || !*url) {                                                             \
-            print_message("DATABASE_URL is not set: PostgreSQL tests skipped\n");        \
-            skip();                                                                      \
-        }                                                                                \
+#define NEED_DB()                                                                                            \
+    const char *url = getenv("DATABASE_URL");                                                                \
+    do {                                                                                                     \
+        if (!url || !*url) {                                                                                 \
+            print_message("DATABASE_URL is not set: PostgreSQL tests skipped\n");                            \
+            skip();                                                                                          \
+        }                                                                                                    \
     } while (0)
 
 static int setup(void **state)
@@ -196,8 +196,10 @@ static void test_terminated_mid_statement_retried(void **state)
 
         snprintf(p, sizeof(p), "%d", pid);
         for (i = 0; i < 1000; i++) { /* until our statement is running */
-            char *busy = scalar(killer, "SELECT count(*) FROM pg_stat_activity WHERE pid = $1::int AND "
-                                        "query LIKE 'SELECT pg_sleep%'", 1, params);
+            char *busy = scalar(killer,
+                                "SELECT count(*) FROM pg_stat_activity WHERE pid = $1::int AND "
+                                "query LIKE 'SELECT pg_sleep%'",
+                                1, params);
             int go = busy && strcmp(busy, "1") == 0;
 
             free(busy);
@@ -318,7 +320,7 @@ static void test_statement_timeout(void **state)
     assert_null(gh_pg_exec(pg, "SELECT pg_sleep(3)", 0, NULL));
     assert_true(gh_mono_ms() - t0 < 2000);
     assert_string_equal(gh_pg_sqlstate(pg), "57014"); /* query_canceled */
-    assert_int_equal(gh_pg_ping(pg), GH_OK);           /* same connection, still usable */
+    assert_int_equal(gh_pg_ping(pg), GH_OK);          /* same connection, still usable */
     gh_pg_free(pg);
 }
 

@@ -23,12 +23,12 @@
 static struct gh_redis *r;
 static char queue[32];
 
-#define NEED_REDIS()                                                                     \
-    do {                                                                                 \
-        if (!r) {                                                                        \
-            print_message("REDIS_URL is not set: queue tests skipped\n");                \
-            skip();                                                                      \
-        }                                                                                \
+#define NEED_REDIS()                                                                                         \
+    do {                                                                                                     \
+        if (!r) {                                                                                            \
+            print_message("REDIS_URL is not set: queue tests skipped\n");                                    \
+            skip();                                                                                          \
+        }                                                                                                    \
     } while (0)
 
 static void url_with_db(const char *url, int db, char *out, size_t size)

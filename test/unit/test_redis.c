@@ -21,13 +21,13 @@
 static struct gh_log_sink sink;
 static struct gh_logger lg;
 
-#define NEED_REDIS()                                                                     \
-    const char *url = getenv("REDIS_URL");                                               \
-    do {                                                                                 \
-        if (!url || !*url) {                                                             \
-            print_message("REDIS_URL is not set: Redis tests skipped\n");                \
-            skip();                                                                      \
-        }                                                                                \
+#define NEED_REDIS()                                                                                         \
+    const char *url = getenv("REDIS_URL");                                                                   \
+    do {                                                                                                     \
+        if (!url || !*url) {                                                                                 \
+            print_message("REDIS_URL is not set: Redis tests skipped\n");                                    \
+            skip();                                                                                          \
+        }                                                                                                    \
     } while (0)
 
 static int setup(void **state)
@@ -237,12 +237,9 @@ static void test_timeouts(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_key_builders),
-        cmocka_unit_test(test_url_parsing),
-        cmocka_unit_test(test_select_db),
-        cmocka_unit_test(test_reconnect_after_client_kill),
-        cmocka_unit_test(test_down_backs_off),
-        cmocka_unit_test(test_pipeline),
+        cmocka_unit_test(test_key_builders),   cmocka_unit_test(test_url_parsing),
+        cmocka_unit_test(test_select_db),      cmocka_unit_test(test_reconnect_after_client_kill),
+        cmocka_unit_test(test_down_backs_off), cmocka_unit_test(test_pipeline),
         cmocka_unit_test(test_timeouts),
     };
 

@@ -28,12 +28,12 @@ static struct gh_pg *pg;
 static struct gh_redis *redis;
 static unsigned counter;
 
-#define NEED_STORES()                                                                    \
-    do {                                                                                 \
-        if (!pg || !redis) {                                                             \
-            print_message("DATABASE_URL or REDIS_URL is not set: settings tests skipped\n"); \
-            skip();                                                                      \
-        }                                                                                \
+#define NEED_STORES()                                                                                        \
+    do {                                                                                                     \
+        if (!pg || !redis) {                                                                                 \
+            print_message("DATABASE_URL or REDIS_URL is not set: settings tests skipped\n");                 \
+            skip();                                                                                          \
+        }                                                                                                    \
     } while (0)
 
 static int setup(void **state)
