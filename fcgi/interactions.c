@@ -4,7 +4,9 @@
  * variable's name), opens the log, binds FCGI_SOCKET and keeps N children
  * alive. Each child owns its own PostgreSQL connection, Redis connection and
  * REST client (connected lazily), and serves requests with
- * gh_interactions_handle. */
+ * gh_interactions_handle. The loop's tick sends the counters the requests
+ * deferred (gh_metrics_defer) about once a second, and the child sends the
+ * rest before it exits. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,7 @@
 #include "web/fcgi.h"
 #include "web/http.h"
 #include "web/interactions.h"
+#include "web/metrics.h"
 #include "web/prefork.h"
 
 #define MAX_RESP_BYTES ((size_t)512 << 10)
@@ -39,6 +42,12 @@ static void handle(const struct gh_http_req *req, struct gh_http_resp *resp, voi
     ctx->arena = req->arena;
     gh_interactions_handle(ctx, req, resp);
     ctx->arena = NULL;
+}
+
+static void tick(void *arg)
+{
+    struct gh_ctx *ctx = arg;
+    (void)gh_metrics_flush(ctx->redis); /* kept for the next tick when Redis is down */
 }
 
 static int child_main(int listen_fd, void *arg)
@@ -88,8 +97,12 @@ static int child_main(int listen_fd, void *arg)
         .handler = handle,
         .arg = &ctx,
         .log = &ctx.log,
+        .tick = tick,
+        .tick_ms = GH_METRICS_FLUSH_MS,
     };
     rc = gh_fcgi_serve_opts(&fo) == GH_OK ? 0 : 1;
+    if (gh_metrics_flush(ctx.redis) != GH_OK && gh_metrics_pending() > 0)
+        GH_WARN(&ctx.log, "%d metric series not sent before exit (Redis unavailable)", gh_metrics_pending());
 out:
     gh_rest_free(ctx.rest);
     gh_redis_free(ctx.redis);

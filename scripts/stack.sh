@@ -22,6 +22,8 @@ case "$profile" in
   *) echo "stack: unknown profile '$profile' (dev, test, bench)" >&2; exit 2 ;;
 esac
 
+# GH_PORT_BASE moves every port of the profile (a second checkout's tests beside this one's).
+BASE=${GH_PORT_BASE:-$BASE}
 RUN="$REPO/.run/$profile"
 BUILD_DIR=${GH_BUILD:-build}
 case "$BUILD_DIR" in /*) BIN="$BUILD_DIR/bin" ;; *) BIN="$REPO/$BUILD_DIR/bin" ;; esac

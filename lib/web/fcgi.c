@@ -1,18 +1,40 @@
 /* fcgi.c - the FastCGI request loop of one child (libfcgi FCGX_*).
  *
- * Children of one master share a non-blocking listening socket. Each waits
+ * Children of one master share a non-blocking listening socket. A free
+ * child first tries accept4 itself: under load a connection is already
+ * waiting, and the try saves a wait. Only when none is waiting does it sleep
  * in epoll_wait with EPOLLEXCLUSIVE (so one connection wakes one child, not
  * all of them; plain poll() where epoll is unavailable), which a SIGTERM
  * always interrupts, so a stop request is seen within one wait period at
- * worst. Then it calls FCGX_Accept_r; a child that still loses the race for
- * a connection gets EAGAIN and waits again. We do
- * not use FCGX_ShutdownPending: libfcgi then fails every read and write,
- * which would break the request in flight instead of finishing it.
+ * worst. A child that loses the race for a connection gets EAGAIN and waits
+ * again. We do not use FCGX_ShutdownPending: libfcgi then fails every read
+ * and write, which would break the request in flight instead of finishing
+ * it.
+ *
+ * Accepting ourselves (instead of in FCGX_Accept_r) also skips libfcgi's
+ * check that a new unix-socket connection turns readable within 2 s (one
+ * more poll per request). The accepted fd is handed to FCGX_Accept_r in
+ * fr.ipcFd, which then only reads the request; keepConnection is set so the
+ * finish that FCGX_Accept_r runs first keeps the fd (the BEGIN_REQUEST
+ * record then sets it to what the web server asked for).
+ *
+ * Closing: libfcgi's close half-closes the socket and then waits for the
+ * peer to close its side before close() (up to 2 s), which costs three
+ * syscalls and keeps the child from its next request until nginx has read
+ * the response. The request is read to its end first (the end record of
+ * stdin is normally in the buffer already, so this costs nothing), so no
+ * unread byte can turn the close into a reset, and FCGX_Detach makes the
+ * close a plain close().
  *
  * One arena per request holds the header names and the body; it is reset
  * after the response is written. Bodies above max_body are not kept: the
  * request is marked body_too_large and the rest of stdin is drained (up to
- * a bound) so that a kept-alive connection stays in sync. */
+ * a bound) so that a kept-alive connection stays in sync.
+ *
+ * The optional tick (gh_fcgi_opts) runs between requests once its period
+ * has passed; the wait for a connection is cut short so that it also runs
+ * while no request arrives. */
+#define _GNU_SOURCE /* accept4 */
 #include "web/fcgi.h"
 
 #include <ctype.h>
@@ -26,11 +48,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "core/arena.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/timeutil.h"
 #include "web/http.h"
 #include "web/prefork.h"
 
@@ -39,6 +63,7 @@
 #define ARENA_CHUNK 16384
 #define ARENA_HEADROOM ((size_t)256 << 10) /* params and names, on top of the body */
 #define MAX_ACCEPT_ERRORS 100
+#define TICK_MS_DEFAULT 1000
 
 __attribute__((format(printf, 4, 5))) static void flog(const struct gh_logger *lg, enum gh_log_level lvl,
                                                        int errnum, const char *fmt, ...)
@@ -182,15 +207,18 @@ static void drain(FCGX_Stream *in)
         total += (size_t)n;
 }
 
-/* Reads the body into the arena. Never fails the request: a body that does
+/* Reads the body into the arena, then stdin to its end, so that nothing is
+ * left unread on the connection. Never fails the request: a body that does
  * not fit is flagged body_too_large (and the handler answers 413). */
 static void read_body(FCGX_Stream *in, struct gh_http_req *req, long long content_length, size_t max_body)
 {
-    if (content_length == 0)
-        return;
     if (content_length > 0 && (unsigned long long)content_length > max_body) {
         req->body_too_large = 1;
         drain(in);
+        return;
+    }
+    if (content_length == 0) {
+        drain(in); /* the end record: normally buffered already */
         return;
     }
     /* Unknown length: read up to max_body + 1 to detect an oversized body. */
@@ -209,9 +237,9 @@ static void read_body(FCGX_Stream *in, struct gh_http_req *req, long long conten
             break;
         got += (size_t)n;
     }
+    drain(in); /* the end record (or bytes past CONTENT_LENGTH, ignored) */
     if (got > max_body) {
         req->body_too_large = 1;
-        drain(in);
         return;
     }
     buf[got] = '\0';
@@ -299,6 +327,7 @@ static void serve_one(const struct gh_fcgi_opts *o, FCGX_Request *fr, struct gh_
     resp_reset(resp);
     if (gh_fcgi_parse_params(fr->envp, arena, &req, &content_length) != GH_OK) {
         flog(o->log, GH_LOG_WARN, 0, "request parameters exceed the per-request memory cap");
+        drain(fr->in);
         gh_http_error(resp, 431, "headers_too_large", "request headers are too large");
     } else {
         read_body(fr->in, &req, content_length, o->max_body);
@@ -306,6 +335,50 @@ static void serve_one(const struct gh_fcgi_opts *o, FCGX_Request *fr, struct gh_
     }
     if (write_response(fr->out, resp) != GH_OK)
         flog(o->log, GH_LOG_WARN, 0, "could not write the response (client gone?)");
+}
+
+/* Runs the tick when due; returns how long the next wait may last (ms). */
+static int tick_and_timeout(const struct gh_fcgi_opts *o, int64_t *next_tick)
+{
+    if (!o->tick)
+        return POLL_MS;
+    int period = o->tick_ms > 0 ? o->tick_ms : TICK_MS_DEFAULT;
+    int64_t now = gh_mono_ms();
+    if (now >= *next_tick) {
+        o->tick(o->arg);
+        *next_tick = now + period;
+    }
+    int64_t left = *next_tick - now;
+    return left < 0 ? 0 : (left < POLL_MS ? (int)left : POLL_MS);
+}
+
+/* The next request: on the kept-alive connection, or on a new one. Returns
+ * 0 with a request in fr, 1 to go round again (nothing yet, or another child
+ * was faster), or a negative errno-style code from accepting. */
+static int next_request(const struct gh_fcgi_opts *o, FCGX_Request *fr, int epfd, int timeout_ms)
+{
+    if (fr->ipcFd >= 0) {
+        /* fastcgi_keep_conn on: the next request comes on the same fd. */
+        int ready = wait_readable(-1, fr->ipcFd, timeout_ms);
+        if (ready < 0)
+            return -(errno ? errno : EIO);
+        if (ready == 0)
+            return 1;
+        return FCGX_Accept_r(fr); /* peer closed: libfcgi closes it and tries the listener */
+    }
+    int fd = accept4(o->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    if (fd < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED) {
+            int ready = wait_readable(epfd, o->listen_fd, timeout_ms);
+            if (ready < 0)
+                return -(errno ? errno : EIO);
+            return 1;
+        }
+        return -errno;
+    }
+    fr->ipcFd = fd;
+    fr->keepConnection = 1; /* see the top of the file */
+    return FCGX_Accept_r(fr);
 }
 
 int gh_fcgi_serve_opts(const struct gh_fcgi_opts *o)
@@ -337,30 +410,31 @@ int gh_fcgi_serve_opts(const struct gh_fcgi_opts *o)
     gh_http_resp_init(&resp, o->max_resp);
 
     epfd = listener_epoll(o->listen_fd);
+    int64_t next_tick = gh_mono_ms() + (o->tick_ms > 0 ? o->tick_ms : TICK_MS_DEFAULT);
     while (!gh_prefork_stopping()) {
-        /* A kept-alive connection (fastcgi_keep_conn on) brings its next
-         * request on fr.ipcFd, not on the listener. */
-        int kept = fr.ipcFd >= 0;
-        int ready = wait_readable(kept ? -1 : epfd, kept ? fr.ipcFd : o->listen_fd, POLL_MS);
-        if (ready < 0) {
-            flog(o->log, GH_LOG_ERROR, errno, "waiting for connections failed");
-            goto out;
-        }
-        if (ready == 0)
+        int timeout = tick_and_timeout(o, &next_tick);
+        int ar = next_request(o, &fr, epfd, timeout);
+        if (ar == 1)
             continue;
-        int ar = FCGX_Accept_r(&fr);
         if (ar < 0) {
             if (ar == -EAGAIN || ar == -EWOULDBLOCK || ar == -EINTR)
                 continue; /* another child took it */
-            if (++errors >= MAX_ACCEPT_ERRORS) {
-                flog(o->log, GH_LOG_ERROR, ar > -4096 ? -ar : 0, "FCGX_Accept_r keeps failing; child exits");
+            if (ar == -EBADF || ar == -EINVAL || ar == -ENOTSOCK) {
+                flog(o->log, GH_LOG_ERROR, -ar, "waiting for connections failed");
                 goto out;
             }
-            flog(o->log, GH_LOG_WARN, ar > -4096 ? -ar : 0, "FCGX_Accept_r failed");
+            if (++errors >= MAX_ACCEPT_ERRORS) {
+                flog(o->log, GH_LOG_ERROR, ar > -4096 ? -ar : 0, "accepting keeps failing; child exits");
+                goto out;
+            }
+            flog(o->log, GH_LOG_WARN, ar > -4096 ? -ar : 0, "accepting a connection failed");
+            /* e.g. EMFILE: the listener stays readable, so wait before retrying */
+            (void)poll(NULL, 0, 10);
             continue;
         }
         errors = 0;
         serve_one(o, &fr, &arena, &resp);
+        FCGX_Detach(&fr);   /* plain close(), see the top of the file */
         FCGX_Finish_r(&fr); /* ends the request now: nginx does not wait for the next accept */
         gh_arena_reset(&arena);
     }
@@ -384,6 +458,8 @@ int gh_fcgi_serve(int listen_fd, size_t max_body, size_t max_resp, gh_http_handl
         .handler = handler,
         .arg = arg,
         .log = NULL,
+        .tick = NULL,
+        .tick_ms = 0,
     };
     return gh_fcgi_serve_opts(&o);
 }

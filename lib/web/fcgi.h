@@ -17,7 +17,7 @@ typedef void (*gh_http_handler_fn)(const struct gh_http_req *req, struct gh_http
 int gh_fcgi_serve(int listen_fd, size_t max_body, size_t max_resp, gh_http_handler_fn handler, void *arg);
 
 /* The same with a logger for accept/IO failures (gh_fcgi_serve logs them to
- * stderr). */
+ * stderr), and an optional periodic tick. */
 struct gh_fcgi_opts {
     int listen_fd;
     size_t max_body;
@@ -25,6 +25,13 @@ struct gh_fcgi_opts {
     gh_http_handler_fn handler;
     void *arg;
     const struct gh_logger *log; /* borrowed; NULL = stderr */
+    /* Called with arg between requests once tick_ms (0 = 1000) have passed
+     * since the previous call, also while no request arrives (the wait for
+     * a connection wakes up for it): deferred work such as flushing
+     * gh_metrics_defer's table. NULL = none. Not called at exit: the caller
+     * does its last flush after gh_fcgi_serve_opts returns. */
+    void (*tick)(void *arg);
+    int tick_ms;
 };
 int gh_fcgi_serve_opts(const struct gh_fcgi_opts *opts);
 

@@ -1,11 +1,13 @@
 /* metrics.c - counters and histograms in one Redis hash, rendered as
  * Prometheus text.
  *
- * Recording is one round trip per call: HINCRBY for a counter, one small Lua
- * script for a histogram observation (bucket, sum and count move together,
- * atomically). Rendering reads the hash with HGETALL, sorts the series by
- * family and labels, and turns the per-bucket counts into the cumulative
- * buckets Prometheus expects. */
+ * Immediate recording is one round trip per call or batch: one small Lua
+ * script applies every HINCRBY / HINCRBYFLOAT of the batch (a histogram's
+ * bucket, sum and count move together, atomically). Deferred recording sums
+ * batches in a table in the process and sends the table with the same script
+ * about once a second (see metrics.h). Rendering reads the hash with
+ * HGETALL, sorts the series by family and labels, and turns the per-bucket
+ * counts into the cumulative buckets Prometheus expects. */
 #include "web/metrics.h"
 
 #include <ctype.h>
@@ -16,6 +18,7 @@
 
 #include "core/err.h"
 #include "core/str.h"
+#include "core/timeutil.h"
 #include "store/redis.h"
 
 #define FIELD_MAX 512
@@ -104,9 +107,16 @@ void gh_metrics_batch_observe(struct gh_metrics_batch *b, const char *name, cons
         return; /* all three or none */
     if (!isfinite(seconds) || seconds < 0)
         seconds = 0;
+    static double bound[N_BUCKETS];
+    static int have_bounds; /* parsed once: the strings are constants */
+    if (!have_bounds) {
+        for (int i = 0; i < N_BUCKETS; i++)
+            bound[i] = strtod(bucket_le[i], NULL);
+        have_bounds = 1;
+    }
     int idx = INF_BUCKET;
     for (int i = 0; i < N_BUCKETS; i++) {
-        if (seconds <= strtod(bucket_le[i], NULL)) {
+        if (seconds <= bound[i]) {
             idx = i;
             break;
         }
@@ -148,6 +158,152 @@ void gh_metrics_batch_flush(struct gh_redis *r, struct gh_metrics_batch *b)
     freeReplyObject(rep);
     b->n = 0;
 }
+
+/* ---- deferred ------------------------------------------------------------ */
+
+/* Open addressing over twice the capacity, so probes stay short. */
+#define PENDING_SLOTS (2 * GH_METRICS_PENDING_MAX)
+
+struct pending_entry {
+    uint32_t hash;
+    char used;
+    char op; /* 'i' or 'f', as in the batch */
+    long long i;
+    double f;
+    char field[GH_METRICS_FIELD_MAX];
+};
+
+/* Process state: the one table of the process (see metrics.h). */
+static struct {
+    struct pending_entry slot[PENDING_SLOTS];
+    int n;
+    int64_t last_flush_ms;
+} pending;
+
+static uint32_t field_hash(const char *s)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 16777619u;
+    }
+    return h;
+}
+
+/* The slot holding field, or the empty slot where it would go. */
+static struct pending_entry *pending_find(const char *field, uint32_t h)
+{
+    uint32_t i = h & (PENDING_SLOTS - 1);
+    for (;;) {
+        struct pending_entry *e = &pending.slot[i];
+        if (!e->used || (e->hash == h && strcmp(e->field, field) == 0))
+            return e;
+        i = (i + 1) & (PENDING_SLOTS - 1); /* never full: n <= PENDING_SLOTS / 2 */
+    }
+}
+
+/* Series of b not yet in the table (a field repeated in b counts once per
+ * repeat: an upper bound is enough). */
+static int new_series(const struct gh_metrics_batch *b)
+{
+    int fresh = 0;
+    for (int k = 0; k < b->n; k++)
+        fresh += !pending_find(b->ops[k].field, field_hash(b->ops[k].field))->used;
+    return fresh;
+}
+
+int gh_metrics_pending(void)
+{
+    return pending.n;
+}
+
+void gh_metrics_defer(struct gh_redis *r, struct gh_metrics_batch *b)
+{
+    if (b->n == 0)
+        return;
+    if (pending.n + new_series(b) > GH_METRICS_PENDING_MAX) {
+        (void)gh_metrics_flush(r);
+        if (pending.n + new_series(b) > GH_METRICS_PENDING_MAX) {
+            b->n = 0; /* dropped whole: metrics never block or fail the caller */
+            return;
+        }
+    }
+    for (int k = 0; k < b->n; k++) {
+        uint32_t h = field_hash(b->ops[k].field);
+        struct pending_entry *e = pending_find(b->ops[k].field, h);
+        if (!e->used) {
+            memcpy(e->field, b->ops[k].field, sizeof(e->field));
+            e->hash = h;
+            e->op = b->ops[k].op;
+            e->i = 0;
+            e->f = 0;
+            e->used = 1;
+            pending.n++;
+        }
+        if (e->op == 'f')
+            e->f += strtod(b->ops[k].value, NULL);
+        else
+            e->i += strtoll(b->ops[k].value, NULL, 10);
+    }
+    b->n = 0;
+}
+
+static void pending_clear(void)
+{
+    for (int i = 0; i < PENDING_SLOTS; i++)
+        pending.slot[i].used = 0;
+    pending.n = 0;
+}
+
+int gh_metrics_flush(struct gh_redis *r)
+{
+    const char *argv[4 + 3 * GH_METRICS_PENDING_MAX];
+    size_t lens[4 + 3 * GH_METRICS_PENDING_MAX];
+    char values[GH_METRICS_PENDING_MAX][32];
+    int argc = 0, nv = 0, rc;
+
+    pending.last_flush_ms = gh_mono_ms();
+    if (pending.n == 0)
+        return GH_OK;
+    if (!r)
+        return GH_EREDIS;
+    argv[argc++] = "EVAL";
+    argv[argc++] = batch_lua;
+    argv[argc++] = "1";
+    argv[argc++] = GH_METRICS_KEY;
+    for (int i = 0; i < PENDING_SLOTS && nv < GH_METRICS_PENDING_MAX; i++) {
+        const struct pending_entry *e = &pending.slot[i];
+        if (!e->used)
+            continue;
+        if (e->op == 'f')
+            (void)snprintf(values[nv], sizeof(values[nv]), "%.6f", e->f); /* sums of seconds: fits */
+        else
+            (void)snprintf(values[nv], sizeof(values[nv]), "%lld", e->i);
+        argv[argc++] = e->op == 'f' ? "f" : "i";
+        argv[argc++] = e->field;
+        argv[argc++] = values[nv++];
+    }
+    for (int i = 0; i < argc; i++)
+        lens[i] = strlen(argv[i]);
+    redisReply *rep = gh_redis_cmdargv(r, argc, argv, lens);
+    if (!rep) {
+        rc = GH_EREDIS; /* not sent, or no answer: keep the sums for the next flush */
+    } else {
+        rc = rep->type == REDIS_REPLY_ERROR ? GH_EINVAL : GH_OK;
+        pending_clear();
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
+int gh_metrics_flush_due(struct gh_redis *r, int64_t now_ms)
+{
+    if (pending.n == 0 || now_ms - pending.last_flush_ms < GH_METRICS_FLUSH_MS)
+        return 0;
+    return gh_metrics_flush(r) == GH_OK;
+}
+
+/* ---- immediate ------------------------------------------------------------- */
 
 void gh_metrics_incr(struct gh_redis *r, const char *name, const char *labels, long long by)
 {

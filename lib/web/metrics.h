@@ -18,6 +18,7 @@
 #define GH_WEB_METRICS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct gh_redis;
 struct gh_buf;
@@ -54,6 +55,39 @@ void gh_metrics_batch_observe(struct gh_metrics_batch *b, const char *name, cons
                               double seconds);
 /* Sends every queued update; the batch is empty afterwards. */
 void gh_metrics_batch_flush(struct gh_redis *r, struct gh_metrics_batch *b);
+
+/* ---- deferred recording ------------------------------------------------
+ *
+ * A hot path (every interaction) should not pay a Redis round trip per
+ * update. gh_metrics_defer merges a batch into a table kept in the process
+ * (one sum per series), and gh_metrics_flush sends the whole table in one
+ * round trip. The loop that owns the process calls gh_metrics_flush from a
+ * periodic tick (gh_fcgi_opts.tick: at most once per GH_METRICS_FLUSH_MS,
+ * and also while idle) and once more before it exits, so a process that
+ * crashes loses at most one interval of counts.
+ *
+ * The table is process state (one per process, not thread-safe), like a
+ * stdio buffer: forked children start from the parent's copy, so fork before
+ * deferring anything. It holds GH_METRICS_PENDING_MAX series; a batch whose
+ * new series do not fit first flushes the table, and is dropped whole (a
+ * histogram's bucket, sum and count stay together) when that fails. When a
+ * flush gets no reply (Redis down), the sums stay for the next flush. */
+#define GH_METRICS_FLUSH_MS 1000
+#define GH_METRICS_PENDING_MAX 256
+
+/* Adds every update of b to the process table; b is empty afterwards. r is
+ * used only when the table is full (NULL: never sends). */
+void gh_metrics_defer(struct gh_redis *r, struct gh_metrics_batch *b);
+/* Sends the table in one round trip and empties it. GH_OK (sent, or nothing
+ * to send), GH_EREDIS (no Redis or no reply: the sums are kept), GH_EINVAL
+ * (Redis refused the update: the sums are dropped, and it is not retried). */
+int gh_metrics_flush(struct gh_redis *r);
+/* gh_metrics_flush when the table holds anything and now_ms (gh_mono_ms())
+ * is GH_METRICS_FLUSH_MS or more past the previous flush. Returns 1 when it
+ * sent, 0 otherwise. For loops without a tick of their own. */
+int gh_metrics_flush_due(struct gh_redis *r, int64_t now_ms);
+/* Number of series waiting in the table. */
+int gh_metrics_pending(void);
 
 /* Appends the Prometheus text exposition of every stored series to out
  * (with # TYPE lines, histograms made cumulative with their +Inf bucket),

@@ -338,6 +338,152 @@ static void test_script(void **state)
     gh_pg_free(pg);
 }
 
+static void test_invalid_arguments(void **state)
+{
+    struct gh_pg *pg = gh_pg_new("postgresql://127.0.0.1:1/none", 5000, &lg);
+    const char *params[1] = {"x"};
+
+    (void)state;
+    assert_null(gh_pg_new(NULL, 5000, &lg));
+    assert_null(gh_pg_exec(NULL, "SELECT 1", 0, NULL));
+    assert_int_equal(gh_pg_connect(NULL), GH_EINVAL);
+    assert_int_equal(gh_pg_begin(NULL), GH_EINVAL);
+    assert_int_equal(gh_pg_commit(NULL), GH_EINVAL);
+    assert_int_equal(gh_pg_rollback(NULL), GH_EINVAL);
+    assert_string_equal(gh_pg_errmsg(NULL), "no connection object");
+    assert_string_equal(gh_pg_sqlstate(NULL), "");
+    assert_null(gh_pg_conn(NULL));
+    /* Bad arguments are refused before any connection is tried. */
+    assert_null(gh_pg_exec(pg, NULL, 0, NULL));
+    assert_string_equal(gh_pg_errmsg(pg), "invalid arguments");
+    assert_null(gh_pg_exec(pg, "SELECT $1", 1, NULL));
+    assert_string_equal(gh_pg_errmsg(pg), "invalid arguments");
+    assert_null(gh_pg_exec(pg, "SELECT 1", -1, params));
+    assert_null(gh_pg_exec_prepared(pg, NULL, "SELECT 1", 0, NULL));
+    assert_string_equal(gh_pg_errmsg(pg), "invalid arguments");
+    assert_null(gh_pg_conn(pg));
+    /* Nothing to roll back without a connection. */
+    assert_int_equal(gh_pg_rollback(pg), GH_OK);
+    gh_pg_free(pg);
+}
+
+static void test_integrity_and_prepare_errors(void **state)
+{
+    NEED_DB();
+    struct gh_pg *pg = gh_pg_new(url, 5000, &lg);
+    const char *params[1] = {"1"};
+    PGresult *res;
+
+    (void)state;
+    assert_int_equal(gh_pg_command(pg, "CREATE TEMP TABLE t_uniq (x int PRIMARY KEY)", 0, NULL), GH_OK);
+    assert_int_equal(gh_pg_command(pg, "INSERT INTO t_uniq VALUES ($1::int)", 1, params), GH_OK);
+    assert_int_equal(gh_pg_command(pg, "INSERT INTO t_uniq VALUES ($1::int)", 1, params), GH_EPG);
+    assert_string_equal(gh_pg_sqlstate(pg), "23505");
+    assert_non_null(strstr(gh_pg_errmsg(pg), "duplicate key"));
+    /* A statement that cannot be prepared fails with the server's SQLSTATE ... */
+    assert_null(gh_pg_exec_prepared(pg, "t_bad", "SELEC $1", 1, params));
+    assert_string_equal(gh_pg_sqlstate(pg), "42601");
+    /* ... is not remembered as prepared, and the same name works with good SQL. */
+    res = gh_pg_exec_prepared(pg, "t_bad", "SELECT $1::int * 2", 1, params);
+    assert_non_null(res);
+    assert_string_equal(PQgetvalue(res, 0, 0), "2");
+    PQclear(res);
+    /* A prepared statement failing at execution keeps the connection. */
+    assert_null(gh_pg_exec_prepared(pg, "t_div", "SELECT 1 / ($1::int - 1)", 1, params));
+    assert_string_equal(gh_pg_sqlstate(pg), "22012");
+    assert_int_equal(gh_pg_ping(pg), GH_OK);
+    gh_pg_free(pg);
+}
+
+static void test_prepared_cap(void **state)
+{
+    NEED_DB();
+    struct gh_pg *pg = gh_pg_new(url, 5000, &lg);
+    char name[32];
+    PGresult *res;
+    int i;
+
+    (void)state;
+    for (i = 0; i < 256; i++) {
+        snprintf(name, sizeof(name), "t_cap_%d", i);
+        res = gh_pg_exec_prepared(pg, name, "SELECT 1", 0, NULL);
+        assert_non_null(res);
+        PQclear(res);
+    }
+    /* One more name than a connection remembers: refused with a clear message. */
+    assert_null(gh_pg_exec_prepared(pg, "t_cap_256", "SELECT 1", 0, NULL));
+    assert_string_equal(gh_pg_errmsg(pg), "too many prepared statements on one connection");
+    /* Known names still run. */
+    res = gh_pg_exec_prepared(pg, "t_cap_7", "SELECT 1", 0, NULL);
+    assert_non_null(res);
+    PQclear(res);
+    gh_pg_free(pg);
+}
+
+static void test_notices_are_logged(void **state)
+{
+    NEED_DB();
+    struct gh_log_sink fsink;
+    struct gh_logger flg;
+    char path[] = "/tmp/gh_test_pg_log_XXXXXX";
+    char buf[8192];
+    struct gh_pg *pg;
+    FILE *f;
+    size_t n;
+    int fd = mkstemp(path);
+
+    (void)state;
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(gh_log_sink_init(&fsink, "test_pg", GH_LOG_DEBUG, path, 0, 0), GH_OK);
+    gh_logger_init(&flg, &fsink, "pg");
+    pg = gh_pg_new(url, 5000, &flg);
+    assert_int_equal(gh_pg_command(pg, "DO $$BEGIN RAISE WARNING 'careful-%', 42; END$$", 0, NULL), GH_OK);
+    assert_int_equal(gh_pg_command(pg, "SELECT 1 / 0", 0, NULL), GH_EPG);
+    gh_pg_free(pg);
+    gh_log_sink_cleanup(&fsink);
+    f = fopen(path, "r");
+    assert_non_null(f);
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    unlink(path);
+    assert_non_null(strstr(buf, "postgres WARNING: careful-42"));
+    assert_non_null(strstr(buf, "\"sqlstate\":\"22012\""));
+    assert_non_null(strstr(buf, "division by zero"));
+}
+
+static void test_connect_checks_the_connection(void **state)
+{
+    NEED_DB();
+    struct gh_pg *pg = gh_pg_new(url, 5000, &lg);
+    int pid1, pid2;
+
+    (void)state;
+    assert_int_equal(gh_pg_connect(pg), GH_OK);
+    assert_non_null(gh_pg_conn(pg));
+    pid1 = backend_pid(pg);
+    assert_int_equal(gh_pg_connect(pg), GH_OK); /* alive: kept */
+    assert_int_equal(backend_pid(pg), pid1);
+    terminate(url, pid1);
+    assert_int_equal(gh_pg_connect(pg), GH_OK); /* dead: replaced */
+    pid2 = backend_pid(pg);
+    assert_true(pid2 > 0);
+    assert_int_not_equal(pid2, pid1);
+    /* Lost inside a transaction: connect replaces it, but statements are
+     * refused until the caller rolls back. */
+    assert_int_equal(gh_pg_begin(pg), GH_OK);
+    terminate(url, pid2);
+    assert_int_equal(gh_pg_connect(pg), GH_OK);
+    assert_int_equal(gh_pg_ping(pg), GH_EPG);
+    assert_non_null(strstr(gh_pg_errmsg(pg), "roll back"));
+    assert_int_equal(gh_pg_rollback(pg), GH_OK);
+    assert_int_equal(gh_pg_ping(pg), GH_OK);
+    /* Rolling back with nothing open is a no-op. */
+    assert_int_equal(gh_pg_rollback(pg), GH_OK);
+    gh_pg_free(pg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -351,6 +497,11 @@ int main(void)
         cmocka_unit_test(test_commit_of_failed_transaction_fails),
         cmocka_unit_test(test_statement_timeout),
         cmocka_unit_test(test_script),
+        cmocka_unit_test(test_invalid_arguments),
+        cmocka_unit_test(test_integrity_and_prepare_errors),
+        cmocka_unit_test(test_prepared_cap),
+        cmocka_unit_test(test_notices_are_logged),
+        cmocka_unit_test(test_connect_checks_the_connection),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
