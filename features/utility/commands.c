@@ -140,21 +140,24 @@ out:
 
 static void guild_features(json_object *guild, char *out, size_t size)
 {
+    static const char more[] = ", ...";
     json_object *arr = member(guild, "features");
     struct gh_buf b;
     char esc[128];
+    int cut = 0;
 
-    gh_buf_init(&b, size - 1);
+    /* Room is kept for the marker: a full buffer could not take it. */
+    gh_buf_init(&b, size - sizeof(more));
     if (arr && json_object_is_type(arr, json_type_array))
         for (size_t i = 0; i < json_object_array_length(arr); i++) {
             const char *f = json_object_get_string(json_object_array_get_idx(arr, i));
             gh_escape_markdown(f ? f : "", esc, sizeof(esc));
             if (gh_buf_printf(&b, "%s%s", i ? ", " : "", esc) != GH_OK) {
-                gh_buf_puts(&b, ", ...");
+                cut = 1;
                 break;
             }
         }
-    snprintf(out, size, "%s", b.len ? gh_buf_cstr(&b) : "none");
+    snprintf(out, size, "%s%s", b.len ? gh_buf_cstr(&b) : "none", cut ? more : "");
     gh_buf_cleanup(&b);
 }
 

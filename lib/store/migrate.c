@@ -257,10 +257,17 @@ static int note_comment(struct sqlfile *f, const char *p, size_t n)
         return GH_OK;
     for (i++, j = 0; i < n && !isspace((unsigned char)p[i]) && j + 1 < sizeof(d.column); i++)
         d.column[j++] = (char)tolower((unsigned char)p[i]);
+    /* "public.t.c": the table was read up to the first dot, so the schema
+     * landed in table and "t.c" in column. */
+    if (strcmp(d.table, "public") == 0 && strchr(d.column, '.')) {
+        char *dot = strchr(d.column, '.');
+
+        *dot = '\0';
+        snprintf(d.table, sizeof(d.table), "%s", d.column);
+        memmove(d.column, dot + 1, strlen(dot + 1) + 1);
+    }
     if (!d.table[0] || !d.column[0])
         return GH_OK;
-    if (strncmp(d.table, "public.", 7) == 0)
-        memmove(d.table, d.table + 7, strlen(d.table + 7) + 1);
     if (grow(&f->deps, &f->capdeps, f->ndeps + 1, sizeof(*f->deps)) != GH_OK)
         return GH_ENOMEM;
     f->deps[f->ndeps++] = d;
@@ -1241,7 +1248,14 @@ static int backup_if_destructive(struct gh_pg *pg, const struct gh_migrate_opts 
         goto out;
     for (i = 0; i < touched.n; i++) {
         const char *params[1] = {touched.v[i]};
-        PGresult *res = gh_pg_exec(pg, "SELECT to_regclass($1) IS NOT NULL", 1, params);
+        /* The name is as written (quoted ones keep their case): quote it again,
+         * or to_regclass would fold "Quoted" to quoted and find no table. */
+        PGresult *res =
+            gh_pg_exec(pg,
+                       "SELECT to_regclass(CASE WHEN strpos($1, '.') > 0 "
+                       "THEN quote_ident(split_part($1, '.', 1)) || '.' || "
+                       "quote_ident(split_part($1, '.', 2)) ELSE quote_ident($1) END) IS NOT NULL",
+                       1, params);
         int exists = res && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
 
         PQclear(res);

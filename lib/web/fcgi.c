@@ -1,49 +1,63 @@
-/* fcgi.c - the FastCGI request loop of one child (libfcgi FCGX_*).
+/* fcgi.c - the FastCGI responder loop of one child.
  *
- * Children of one master share a non-blocking listening socket. A free
- * child first tries accept4 itself: under load a connection is already
- * waiting, and the try saves a wait. Only when none is waiting does it sleep
- * in epoll_wait with EPOLLEXCLUSIVE (so one connection wakes one child, not
- * all of them; plain poll() where epoll is unavailable), which a SIGTERM
- * always interrupts, so a stop request is seen within one wait period at
- * worst. A child that loses the race for a connection gets EAGAIN and waits
- * again. We do not use FCGX_ShutdownPending: libfcgi then fails every read
- * and write, which would break the request in flight instead of finishing
- * it.
+ * The protocol (FastCGI 1.0, responder role) is read and written here
+ * directly rather than through libfcgi, which cost this loop a poll and a
+ * half-close-then-wait-for-the-peer on every connection, about twenty
+ * mallocs per request, and could serve only one kept-alive connection per
+ * process (a child waiting on its idle kept connection starves the
+ * connections queued on the listener). A request is read whole into a
+ * per-child buffer (normally with one read), its parameters and body land in
+ * the request's arena, and the response goes out framed in one write.
  *
- * Accepting ourselves (instead of in FCGX_Accept_r) also skips libfcgi's
- * check that a new unix-socket connection turns readable within 2 s (one
- * more poll per request). The accepted fd is handed to FCGX_Accept_r in
- * fr.ipcFd, which then only reads the request; keepConnection is set so the
- * finish that FCGX_Accept_r runs first keeps the fd (the BEGIN_REQUEST
- * record then sets it to what the web server asked for).
+ * Connections. Children of one master share a non-blocking listening
+ * socket. A child with no kept-alive connection first tries accept4: under
+ * load a connection is already waiting, and the try saves a wait. Otherwise
+ * it sleeps in epoll_wait on the listener (EPOLLEXCLUSIVE: one connection
+ * wakes one child) and on its kept-alive connections, and serves whichever
+ * is ready, one request at a time. A child that holds kept connections
+ * takes new ones from the listener in batches into its epoll set, where
+ * their first requests queue up with the others in arrival order: taking
+ * one per wake-up would leave new connections waiting in the backlog for
+ * seconds behind a busy set. A SIGTERM interrupts the wait, so a stop
+ * request is seen within one wait period at worst; the request in flight is
+ * always finished first.
  *
- * Closing: libfcgi's close half-closes the socket and then waits for the
- * peer to close its side before close() (up to 2 s), which costs three
- * syscalls and keeps the child from its next request until nginx has read
- * the response. The request is read to its end first (the end record of
- * stdin is normally in the buffer already, so this costs nothing), so no
- * unread byte can turn the close into a reset, and FCGX_Detach makes the
- * close a plain close().
+ * Keep-alive (nginx: fastcgi_keep_conn on, keepalive in the upstream): when
+ * BEGIN_REQUEST asks to keep the connection, it goes into the child's epoll
+ * set after the response and is served again when its next request
+ * arrives; the web server closes it when it wants to. A child never closes
+ * an idle kept connection itself (nginx might be sending on it), except on a
+ * protocol error, past MAX_CONNS, or when it exits.
  *
- * One arena per request holds the header names and the body; it is reset
- * after the response is written. Bodies above max_body are not kept: the
- * request is marked body_too_large and the rest of stdin is drained (up to
- * a bound) so that a kept-alive connection stays in sync.
+ * Reading. The connection is non-blocking; a read that finds nothing waits
+ * in poll, up to IO_TIMEOUT_MS for the whole request, so a stalled peer
+ * cannot hold a child for ever. Records for other request ids are skipped,
+ * a second BEGIN_REQUEST is refused (FCGI_CANT_MPX_CONN), other roles get
+ * FCGI_UNKNOWN_ROLE, management records get GET_VALUES_RESULT or
+ * UNKNOWN_TYPE. A request is complete at its empty STDIN record; bytes read
+ * past it mean the peer did not wait for our answer (a protocol error), and
+ * the connection is closed after the response.
+ *
+ * Limits. Parameters are capped at PARAMS_MAX (past it: 431), the body at
+ * max_body: a larger one is not kept (body_too_large, the handler answers
+ * 413) but read and dropped, so the connection stays in sync; past DRAIN_MAX
+ * the connection is closed instead. One arena per child holds each
+ * request's parameters, header names and body; it is reset after the
+ * response.
  *
  * The optional tick (gh_fcgi_opts) runs between requests once its period
- * has passed; the wait for a connection is cut short so that it also runs
- * while no request arrives. */
+ * has passed; the wait is cut short so that it also runs while no request
+ * arrives. */
 #define _GNU_SOURCE /* accept4 */
 #include "web/fcgi.h"
 
 #include <ctype.h>
 #include <errno.h>
-#include <fcgiapp.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,16 +68,43 @@
 #include "core/arena.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/str.h"
 #include "core/timeutil.h"
 #include "web/http.h"
 #include "web/prefork.h"
 
 #define POLL_MS 1000
-#define DRAIN_MAX ((size_t)64 << 20) /* give up draining a body past 64 MiB */
+#define IO_TIMEOUT_MS 10000            /* to read a whole request, or write a response */
+#define DRAIN_MAX ((size_t)64 << 20)   /* give up on a body past 64 MiB: close */
+#define PARAMS_MAX ((size_t)128 << 10) /* parameters (headers) of one request */
 #define ARENA_CHUNK 16384
-#define ARENA_HEADROOM ((size_t)256 << 10) /* params and names, on top of the body */
+#define ARENA_HEADROOM ((size_t)384 << 10) /* params, their copies and names, on top of the body */
+#define RBUF_SIZE ((size_t)72 << 10)       /* holds any one record: 8 + 65535 + 255 */
+#define OUT_HEADROOM ((size_t)64 << 10)    /* framing and the head, on top of max_resp */
 #define MAX_ACCEPT_ERRORS 100
 #define TICK_MS_DEFAULT 1000
+#define MAX_CONNS 256 /* connections in a child's epoll set */
+#define MAX_EVENTS 64
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define ACCEPT_BATCH 16 /* new connections taken per wake-up by a child with kept ones */
+
+/* FastCGI 1.0 */
+enum {
+    FCGI_BEGIN_REQUEST = 1,
+    FCGI_ABORT_REQUEST = 2,
+    FCGI_END_REQUEST = 3,
+    FCGI_PARAMS = 4,
+    FCGI_STDIN = 5,
+    FCGI_STDOUT = 6,
+    FCGI_GET_VALUES = 9,
+    FCGI_GET_VALUES_RESULT = 10,
+    FCGI_UNKNOWN_TYPE = 11,
+};
+enum { FCGI_RESPONDER = 1, FCGI_KEEP_CONN = 1 };
+enum { FCGI_REQUEST_COMPLETE = 0, FCGI_CANT_MPX_CONN = 1, FCGI_UNKNOWN_ROLE = 3 };
+#define FCGI_HEADER_LEN 8
+#define FCGI_MAX_CONTENT 65535
 
 __attribute__((format(printf, 4, 5))) static void flog(const struct gh_logger *lg, enum gh_log_level lvl,
                                                        int errnum, const char *fmt, ...)
@@ -196,60 +237,405 @@ int gh_fcgi_parse_params(char **envp, struct gh_arena *arena, struct gh_http_req
     return GH_OK;
 }
 
-/* ---- body --------------------------------------------------------------- */
-
-static void drain(FCGX_Stream *in)
+/* One name-value length (1 byte below 128, else 4 bytes with the top bit
+ * set). Returns the bytes used, 0 when p..end is too short. */
+static size_t nv_length(const unsigned char *p, const unsigned char *end, size_t *len)
 {
-    char scratch[8192];
-    size_t total = 0;
-    int n;
-    while (total < DRAIN_MAX && (n = FCGX_GetStr(scratch, sizeof(scratch), in)) > 0)
-        total += (size_t)n;
+    if (p >= end)
+        return 0;
+    if (!(p[0] & 0x80)) {
+        *len = p[0];
+        return 1;
+    }
+    if (end - p < 4)
+        return 0;
+    *len = ((size_t)(p[0] & 0x7f) << 24) | ((size_t)p[1] << 16) | ((size_t)p[2] << 8) | p[3];
+    return 4;
 }
 
-/* Reads the body into the arena, then stdin to its end, so that nothing is
- * left unread on the connection. Never fails the request: a body that does
- * not fit is flagged body_too_large (and the handler answers 413). */
-static void read_body(FCGX_Stream *in, struct gh_http_req *req, long long content_length, size_t max_body)
+/* The PARAMS stream -> a NULL-terminated "NAME=value" array in the arena.
+ * GH_OK, GH_EINVAL (malformed pairs) or GH_ENOMEM (arena cap). */
+static int params_to_envp(const unsigned char *p, size_t n, struct gh_arena *arena, char ***envp_out)
 {
-    if (content_length > 0 && (unsigned long long)content_length > max_body) {
-        req->body_too_large = 1;
-        drain(in);
-        return;
+    const unsigned char *end = p + n;
+    size_t count = 0;
+
+    for (const unsigned char *q = p; q < end;) { /* first pass: count and validate */
+        size_t nl, vl, a, b;
+        if (!(a = nv_length(q, end, &nl)) || !(b = nv_length(q + a, end, &vl)))
+            return GH_EINVAL;
+        q += a + b;
+        if (nl > (size_t)(end - q) || vl > (size_t)(end - q) - nl)
+            return GH_EINVAL;
+        q += nl + vl;
+        count++;
     }
-    if (content_length == 0) {
-        drain(in); /* the end record: normally buffered already */
-        return;
+    char **envp = gh_arena_alloc(arena, (count + 1) * sizeof(*envp));
+    if (!envp)
+        return GH_ENOMEM;
+    size_t i = 0;
+    for (const unsigned char *q = p; q < end; i++) {
+        size_t nl = 0, vl = 0, a = nv_length(q, end, &nl);
+        q += a;
+        q += nv_length(q, end, &vl);
+        char *e = gh_arena_alloc(arena, nl + vl + 2);
+        if (!e)
+            return GH_ENOMEM;
+        memcpy(e, q, nl);
+        e[nl] = '=';
+        memcpy(e + nl + 1, q + nl, vl);
+        e[nl + 1 + vl] = '\0';
+        envp[i] = e;
+        q += nl + vl;
     }
-    /* Unknown length: read up to max_body + 1 to detect an oversized body. */
-    size_t want = content_length > 0 ? (size_t)content_length : max_body + 1;
-    char *buf = gh_arena_alloc(req->arena, want + 1);
-    if (!buf) {
-        req->body_too_large = 1;
-        drain(in);
-        return;
+    envp[count] = NULL;
+    *envp_out = envp;
+    return GH_OK;
+}
+
+/* ---- the child's state ---------------------------------------------------- */
+
+struct child {
+    const struct gh_fcgi_opts *o;
+    int epfd;
+    int kept[MAX_CONNS]; /* connections in the epoll set: kept-alive ones, and */
+    int n_kept;          /* new ones waiting for their first request */
+    unsigned char *rbuf; /* read buffer of the connection being served */
+    size_t rpos, rlen;
+    struct gh_buf params; /* PARAMS content of the request */
+    struct gh_buf out;    /* the framed response */
+    struct gh_arena arena;
+    struct gh_http_resp resp;
+};
+
+/* One request as read. */
+struct request_in {
+    unsigned id;
+    int begun, keep, params_done, aborted;
+    int bad_params; /* too large for the caps: answered 431 */
+    struct gh_http_req req;
+    long long content_length;
+    char *body;
+    size_t body_want, body_len, dropped;
+    int too_large;
+};
+
+/* ---- I/O ------------------------------------------------------------------- */
+
+/* Waits for events on fd until deadline (gh_mono_ms). 1 ready, 0 timeout. */
+static int wait_fd(int fd, short events, int64_t deadline)
+{
+    for (;;) {
+        int64_t left = deadline - gh_mono_ms();
+        if (left <= 0)
+            return 0;
+        struct pollfd p = {.fd = fd, .events = events};
+        int n = poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left);
+        if (n > 0)
+            return 1;
+        if (n == 0)
+            return 0;
+        if (errno != EINTR)
+            return 0;
+        /* EINTR (a SIGTERM): the request in flight is finished first */
     }
-    size_t got = 0;
-    while (got < want) {
-        size_t chunk = want - got > (1u << 20) ? (1u << 20) : want - got;
-        int n = FCGX_GetStr(buf + got, (int)chunk, in);
-        if (n <= 0)
+}
+
+/* Makes n bytes available at rbuf + rpos. 1 ok, 0 the peer closed with
+ * nothing buffered, -1 error, timeout or a close inside a record. */
+static int need(struct child *c, int fd, size_t n, int64_t deadline)
+{
+    if (c->rpos == c->rlen)
+        c->rpos = c->rlen = 0;
+    while (c->rlen - c->rpos < n) {
+        if (c->rpos + n > RBUF_SIZE) {
+            memmove(c->rbuf, c->rbuf + c->rpos, c->rlen - c->rpos);
+            c->rlen -= c->rpos;
+            c->rpos = 0;
+        }
+        ssize_t k = read(fd, c->rbuf + c->rlen, RBUF_SIZE - c->rlen);
+        if (k > 0) {
+            c->rlen += (size_t)k;
+            continue;
+        }
+        if (k == 0)
+            return c->rlen == c->rpos ? 0 : -1;
+        if (errno == EINTR)
+            continue;
+        if ((errno != EAGAIN && errno != EWOULDBLOCK) || !wait_fd(fd, POLLIN, deadline))
+            return -1;
+    }
+    return 1;
+}
+
+static int write_all(int fd, const char *p, size_t n, int64_t deadline)
+{
+    while (n > 0) {
+        ssize_t k = send(fd, p, n, MSG_NOSIGNAL); /* a peer gone is an error, not a signal */
+        if (k > 0) {
+            p += k;
+            n -= (size_t)k;
+            continue;
+        }
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && wait_fd(fd, POLLOUT, deadline))
+            continue;
+        return -1;
+    }
+    return 0;
+}
+
+static int put_header(struct gh_buf *out, int type, unsigned id, size_t len)
+{
+    unsigned char h[FCGI_HEADER_LEN] = {1,
+                                        (unsigned char)type,
+                                        (unsigned char)(id >> 8),
+                                        (unsigned char)id,
+                                        (unsigned char)(len >> 8),
+                                        (unsigned char)len,
+                                        0,
+                                        0};
+    return gh_buf_append(out, h, sizeof(h));
+}
+
+static int put_end_request(struct gh_buf *out, unsigned id, int protocol_status)
+{
+    unsigned char body[8] = {0, 0, 0, 0, (unsigned char)protocol_status, 0, 0, 0};
+    if (put_header(out, FCGI_END_REQUEST, id, sizeof(body)) != GH_OK)
+        return GH_ETOOBIG;
+    return gh_buf_append(out, body, sizeof(body));
+}
+
+/* A record answered on the spot (management, refusals): its own write. */
+static int send_now(int fd, const struct gh_buf *b)
+{
+    return write_all(fd, b->data, b->len, gh_mono_ms() + IO_TIMEOUT_MS);
+}
+
+static int refuse(int fd, unsigned id, int protocol_status)
+{
+    struct gh_buf b;
+    gh_buf_init(&b, 64);
+    int rc = put_end_request(&b, id, protocol_status) == GH_OK ? send_now(fd, &b) : -1;
+    gh_buf_cleanup(&b);
+    return rc;
+}
+
+static void put_value(struct gh_buf *b, const char *name, const char *value)
+{
+    unsigned char l[2] = {(unsigned char)strlen(name), (unsigned char)strlen(value)};
+    if (gh_buf_append(b, l, 2) == GH_OK && gh_buf_puts(b, name) == GH_OK)
+        (void)gh_buf_puts(b, value);
+}
+
+/* FCGI_GET_VALUES: answers the variables we know of. */
+static int answer_values(int fd, const unsigned char *p, size_t n)
+{
+    static const struct {
+        const char *name, *value;
+    } known[] = {
+        {"FCGI_MAX_CONNS", STR(MAX_CONNS)}, {"FCGI_MAX_REQS", STR(MAX_CONNS)}, {"FCGI_MPXS_CONNS", "0"}};
+    const unsigned char *end = p + n;
+    struct gh_buf vals, b;
+    int rc = -1;
+
+    gh_buf_init(&vals, 1024);
+    gh_buf_init(&b, 2048);
+    while (p < end) {
+        size_t nl, vl, a, k;
+        if (!(a = nv_length(p, end, &nl)) || !(k = nv_length(p + a, end, &vl)))
+            goto out;
+        p += a + k;
+        if (nl > (size_t)(end - p) || vl > (size_t)(end - p) - nl)
+            goto out;
+        for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+            if (strlen(known[i].name) == nl && memcmp(known[i].name, p, nl) == 0)
+                put_value(&vals, known[i].name, known[i].value);
+        p += nl + vl;
+    }
+    if (put_header(&b, FCGI_GET_VALUES_RESULT, 0, vals.len) != GH_OK ||
+        (vals.len && gh_buf_append(&b, vals.data, vals.len) != GH_OK))
+        goto out;
+    rc = send_now(fd, &b);
+out:
+    gh_buf_cleanup(&vals);
+    gh_buf_cleanup(&b);
+    return rc;
+}
+
+static int answer_unknown_type(int fd, int type)
+{
+    unsigned char body[8] = {(unsigned char)type, 0, 0, 0, 0, 0, 0, 0};
+    struct gh_buf b;
+    gh_buf_init(&b, 64);
+    int rc = -1;
+    if (put_header(&b, FCGI_UNKNOWN_TYPE, 0, sizeof(body)) == GH_OK &&
+        gh_buf_append(&b, body, sizeof(body)) == GH_OK)
+        rc = send_now(fd, &b);
+    gh_buf_cleanup(&b);
+    return rc;
+}
+
+/* ---- reading a request ------------------------------------------------------ */
+
+/* The parameters are complete: build the request, size the body. */
+static int params_done(struct child *c, struct request_in *rq)
+{
+    char **envp = NULL;
+    rq->params_done = 1;
+    if (!rq->bad_params) {
+        int rc = params_to_envp((const unsigned char *)c->params.data, c->params.len, &c->arena, &envp);
+        if (rc == GH_EINVAL)
+            return -1; /* malformed: a protocol error */
+        if (rc != GH_OK || gh_fcgi_parse_params(envp, &c->arena, &rq->req, &rq->content_length) != GH_OK)
+            rq->bad_params = 1;
+    }
+    if (rq->bad_params) {
+        (void)gh_fcgi_parse_params(NULL, &c->arena, &rq->req, &rq->content_length);
+        rq->content_length = -1;
+        rq->too_large = 1; /* the body is not needed: read and dropped */
+        return 0;
+    }
+    size_t max_body = c->o->max_body;
+    long long cl = rq->content_length;
+    if (cl == 0)
+        return 0;
+    if (cl > 0 && (unsigned long long)cl > max_body) {
+        rq->too_large = 1;
+        return 0;
+    }
+    /* Unknown length: room for max_body + 1 to detect an oversized body. */
+    rq->body_want = cl > 0 ? (size_t)cl : max_body + 1;
+    rq->body = gh_arena_alloc(&c->arena, rq->body_want + 1);
+    if (!rq->body)
+        rq->too_large = 1;
+    return 0;
+}
+
+static int stdin_data(struct child *c, struct request_in *rq, const unsigned char *p, size_t n)
+{
+    if (!rq->too_large && rq->body) {
+        size_t room = rq->body_want - rq->body_len, take = n < room ? n : room;
+        memcpy(rq->body + rq->body_len, p, take);
+        rq->body_len += take;
+        n -= take;
+        if (rq->body_len > c->o->max_body)
+            rq->too_large = 1; /* unknown length, and more than the cap */
+    }
+    rq->dropped += n; /* past CONTENT_LENGTH, or not kept */
+    return rq->dropped > DRAIN_MAX ? -1 : 0;
+}
+
+/* Reads one request from fd. 1 complete, 0 the peer closed between requests,
+ * -1 protocol error, I/O error or timeout (close the connection). */
+static int read_request(struct child *c, int fd, struct request_in *rq)
+{
+    int64_t deadline = gh_mono_ms() + IO_TIMEOUT_MS;
+
+    for (;;) {
+        int r = need(c, fd, FCGI_HEADER_LEN, deadline);
+        if (r == 0 && !rq->begun)
+            return 0;
+        if (r <= 0)
+            return -1;
+        const unsigned char *h = c->rbuf + c->rpos;
+        if (h[0] != 1)
+            return -1; /* not FastCGI 1 */
+        int type = h[1];
+        unsigned id = (unsigned)h[2] << 8 | h[3];
+        size_t len = (size_t)h[4] << 8 | h[5], pad = h[6];
+        if (need(c, fd, FCGI_HEADER_LEN + len + pad, deadline) <= 0)
+            return -1;
+        const unsigned char *p = c->rbuf + c->rpos + FCGI_HEADER_LEN;
+        c->rpos += FCGI_HEADER_LEN + len + pad;
+
+        if (id == 0) { /* management record */
+            if ((type == FCGI_GET_VALUES ? answer_values(fd, p, len) : answer_unknown_type(fd, type)) != 0)
+                return -1;
+            continue;
+        }
+        if (type == FCGI_BEGIN_REQUEST) {
+            if (len < 8)
+                return -1;
+            int role = p[0] << 8 | p[1];
+            if (rq->begun || role != FCGI_RESPONDER) {
+                if (refuse(fd, id, rq->begun ? FCGI_CANT_MPX_CONN : FCGI_UNKNOWN_ROLE) != 0)
+                    return -1;
+                continue;
+            }
+            rq->begun = 1;
+            rq->id = id;
+            rq->keep = (p[2] & FCGI_KEEP_CONN) != 0;
+            continue;
+        }
+        if (!rq->begun || id != rq->id)
+            continue; /* a record of a request we do not serve */
+        switch (type) {
+        case FCGI_ABORT_REQUEST:
+            rq->aborted = 1;
+            return 1;
+        case FCGI_PARAMS:
+            if (rq->params_done)
+                return -1;
+            if (len == 0) {
+                if (params_done(c, rq) != 0)
+                    return -1;
+            } else if (!rq->bad_params && gh_buf_append(&c->params, p, len) != GH_OK) {
+                rq->bad_params = 1; /* past PARAMS_MAX: read on, answer 431 */
+            }
             break;
-        got += (size_t)n;
+        case FCGI_STDIN:
+            if (!rq->params_done)
+                return -1;
+            if (len == 0)
+                return 1;
+            if (stdin_data(c, rq, p, len) != 0)
+                return -1;
+            break;
+        default:
+            break; /* FCGI_DATA and others: not for a responder */
+        }
     }
-    drain(in); /* the end record (or bytes past CONTENT_LENGTH, ignored) */
-    if (got > max_body) {
-        req->body_too_large = 1;
-        return;
-    }
-    buf[got] = '\0';
-    req->body = buf;
-    req->body_len = got;
 }
 
 /* ---- response ----------------------------------------------------------- */
 
-static int write_response(FCGX_Stream *out, const struct gh_http_resp *resp)
+struct seg {
+    const char *p;
+    size_t n;
+};
+
+/* The segments as one STDOUT stream (records of at most 64 KiB), its end
+ * record, and END_REQUEST. */
+static int frame(struct gh_buf *out, unsigned id, const struct seg *segs, size_t nseg)
+{
+    size_t total = 0, si = 0, so = 0;
+    for (size_t i = 0; i < nseg; i++)
+        total += segs[i].n;
+    while (total > 0) {
+        size_t chunk = total > FCGI_MAX_CONTENT ? FCGI_MAX_CONTENT : total, left = chunk;
+        if (put_header(out, FCGI_STDOUT, id, chunk) != GH_OK)
+            return GH_ETOOBIG;
+        while (left > 0) {
+            size_t take = segs[si].n - so < left ? segs[si].n - so : left;
+            if (take && gh_buf_append(out, segs[si].p + so, take) != GH_OK)
+                return GH_ETOOBIG;
+            so += take;
+            left -= take;
+            if (so == segs[si].n) {
+                si++;
+                so = 0;
+            }
+        }
+        total -= chunk;
+    }
+    if (put_header(out, FCGI_STDOUT, id, 0) != GH_OK)
+        return GH_ETOOBIG;
+    return put_end_request(out, id, FCGI_REQUEST_COMPLETE);
+}
+
+static int frame_response(struct gh_buf *out, unsigned id, const struct gh_http_resp *resp)
 {
     char head[256];
     int status = resp->status >= 100 && resp->status <= 599 ? resp->status : 500;
@@ -260,16 +646,13 @@ static int write_response(FCGX_Stream *out, const struct gh_http_resp *resp)
                      resp->content_type[0] ? resp->content_type : "application/json", body_len);
     if (n < 0 || (size_t)n >= sizeof(head))
         return GH_ETOOBIG;
-    if (FCGX_PutStr(head, n, out) < 0)
-        return GH_EIO;
-    size_t extra = strlen(resp->extra_headers);
-    if (extra && FCGX_PutStr(resp->extra_headers, (int)extra, out) < 0)
-        return GH_EIO;
-    if (FCGX_PutStr("\r\n", 2, out) < 0)
-        return GH_EIO;
-    if (body_len && FCGX_PutStr(resp->body.data, (int)body_len, out) < 0)
-        return GH_EIO;
-    return GH_OK;
+    struct seg segs[4] = {
+        {head, (size_t)n},
+        {resp->extra_headers, strlen(resp->extra_headers)},
+        {"\r\n", 2},
+        {resp->body.data, body_len},
+    };
+    return frame(out, id, segs, 4);
 }
 
 static void resp_reset(struct gh_http_resp *resp)
@@ -280,61 +663,77 @@ static void resp_reset(struct gh_http_resp *resp)
     gh_buf_reset(&resp->body);
 }
 
-/* ---- loop --------------------------------------------------------------- */
+/* ---- connections ------------------------------------------------------------- */
 
-/* Waits for fd to be readable: 1 ready, 0 timeout or EINTR, -1 error. A
- * closed listener is an error. epfd >= 0 waits on the epoll set instead
- * (which holds the listener). */
-static int wait_readable(int epfd, int fd, int timeout_ms)
+static void forget_kept(struct child *c, int fd)
 {
-    if (epfd >= 0) {
-        struct epoll_event ev;
-        int n = epoll_wait(epfd, &ev, 1, timeout_ms);
-        if (n < 0)
-            return errno == EINTR ? 0 : -1;
-        return n > 0;
+    for (int i = 0; i < c->n_kept; i++) {
+        if (c->kept[i] == fd) {
+            c->kept[i] = c->kept[--c->n_kept];
+            return;
+        }
     }
-    struct pollfd pfd = {.fd = fd, .events = POLLIN};
-    int n = poll(&pfd, 1, timeout_ms);
-    if (n < 0)
-        return errno == EINTR ? 0 : -1;
-    if (n > 0 && (pfd.revents & POLLNVAL)) {
-        errno = EBADF;
-        return -1;
-    }
-    return n > 0;
 }
 
-static int listener_epoll(int listen_fd)
+/* Serves one request on fd, then keeps the connection (in the epoll set) or
+ * closes it. registered: fd is already a kept connection. */
+static void serve_conn(struct child *c, int fd, int registered)
 {
-    int epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (epfd < 0)
-        return -1;
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.fd = listen_fd};
-    if (epoll_ctl(epfd, EPOLL_CTL_ADD, listen_fd, &ev) != 0) {
-        close(epfd);
-        return -1;
-    }
-    return epfd;
-}
+    const struct gh_fcgi_opts *o = c->o;
+    struct request_in rq;
+    int ok = 0;
 
-static void serve_one(const struct gh_fcgi_opts *o, FCGX_Request *fr, struct gh_arena *arena,
-                      struct gh_http_resp *resp)
-{
-    struct gh_http_req req;
-    long long content_length = -1;
-
-    resp_reset(resp);
-    if (gh_fcgi_parse_params(fr->envp, arena, &req, &content_length) != GH_OK) {
-        flog(o->log, GH_LOG_WARN, 0, "request parameters exceed the per-request memory cap");
-        drain(fr->in);
-        gh_http_error(resp, 431, "headers_too_large", "request headers are too large");
-    } else {
-        read_body(fr->in, &req, content_length, o->max_body);
-        o->handler(&req, resp, o->arg);
+    memset(&rq, 0, sizeof(rq));
+    rq.content_length = -1;
+    c->rpos = c->rlen = 0;
+    int r = read_request(c, fd, &rq);
+    if (r < 0)
+        flog(o->log, GH_LOG_WARN, 0, "FastCGI connection dropped: malformed, truncated or too slow request");
+    if (r == 1) {
+        resp_reset(&c->resp);
+        if (rq.aborted) {
+            ok = put_end_request(&c->out, rq.id, FCGI_REQUEST_COMPLETE) == GH_OK;
+        } else {
+            if (rq.bad_params) {
+                flog(o->log, GH_LOG_WARN, 0, "request parameters exceed the per-request memory cap");
+                gh_http_error(&c->resp, 431, "headers_too_large", "request headers are too large");
+            } else {
+                if (rq.too_large) {
+                    rq.req.body_too_large = 1;
+                } else if (rq.body) {
+                    rq.body[rq.body_len] = '\0';
+                    rq.req.body = rq.body;
+                    rq.req.body_len = rq.body_len;
+                }
+                o->handler(&rq.req, &c->resp, o->arg);
+            }
+            ok = frame_response(&c->out, rq.id, &c->resp) == GH_OK;
+            if (!ok)
+                flog(o->log, GH_LOG_ERROR, 0, "response larger than the output cap; not sent");
+        }
+        if (ok && write_all(fd, c->out.data, c->out.len, gh_mono_ms() + IO_TIMEOUT_MS) != 0) {
+            flog(o->log, GH_LOG_WARN, errno, "could not write the response (client gone?)");
+            ok = 0;
+        }
     }
-    if (write_response(fr->out, resp) != GH_OK)
-        flog(o->log, GH_LOG_WARN, 0, "could not write the response (client gone?)");
+    int keep = ok && rq.keep && !rq.aborted && c->rpos == c->rlen; /* nothing read past the request */
+    gh_arena_reset(&c->arena);
+    gh_buf_reset(&c->params);
+    gh_buf_reset(&c->out);
+    c->rpos = c->rlen = 0;
+
+    if (keep && !registered) {
+        struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
+        if (c->n_kept < MAX_CONNS && epoll_ctl(c->epfd, EPOLL_CTL_ADD, fd, &ev) == 0)
+            c->kept[c->n_kept++] = fd;
+        else
+            keep = 0;
+    }
+    if (!keep) {
+        if (registered)
+            forget_kept(c, fd);
+        close(fd); /* also leaves the epoll set */
+    }
 }
 
 /* Runs the tick when due; returns how long the next wait may last (ms). */
@@ -352,100 +751,148 @@ static int tick_and_timeout(const struct gh_fcgi_opts *o, int64_t *next_tick)
     return left < 0 ? 0 : (left < POLL_MS ? (int)left : POLL_MS);
 }
 
-/* The next request: on the kept-alive connection, or on a new one. Returns
- * 0 with a request in fr, 1 to go round again (nothing yet, or another child
- * was faster), or a negative errno-style code from accepting. */
-static int next_request(const struct gh_fcgi_opts *o, FCGX_Request *fr, int epfd, int timeout_ms)
+static int transient_accept_error(int err)
 {
-    if (fr->ipcFd >= 0) {
-        /* fastcgi_keep_conn on: the next request comes on the same fd. */
-        int ready = wait_readable(-1, fr->ipcFd, timeout_ms);
-        if (ready < 0)
-            return -(errno ? errno : EIO);
-        if (ready == 0)
-            return 1;
-        return FCGX_Accept_r(fr); /* peer closed: libfcgi closes it and tries the listener */
-    }
-    int fd = accept4(o->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-    if (fd < 0) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED) {
-            int ready = wait_readable(epfd, o->listen_fd, timeout_ms);
-            if (ready < 0)
-                return -(errno ? errno : EIO);
+    return err == EAGAIN || err == EWOULDBLOCK || err == EINTR || err == ECONNABORTED || err == EPROTO;
+}
+
+/* Accepts one connection and serves it. 1 served, 0 none waiting, -1 an
+ * accept error (errno set). */
+static int accept_and_serve(struct child *c)
+{
+    int fd = accept4(c->o->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0)
+        return transient_accept_error(errno) ? 0 : -1;
+    serve_conn(c, fd, 0);
+    return 1;
+}
+
+/* Takes up to ACCEPT_BATCH waiting connections into the epoll set; their
+ * requests are served as they come up. A connection past MAX_CONNS is
+ * served at once instead. 1 took some, 0 none waiting, -1 an accept error. */
+static int accept_into_set(struct child *c)
+{
+    int took = 0;
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
+        int fd = accept4(c->o->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (transient_accept_error(errno))
+                return took;
+            return took ? 1 : -1;
+        }
+        took = 1;
+        struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
+        if (c->n_kept >= MAX_CONNS || epoll_ctl(c->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+            serve_conn(c, fd, 0);
             return 1;
         }
-        return -errno;
+        c->kept[c->n_kept++] = fd;
     }
-    fr->ipcFd = fd;
-    fr->keepConnection = 1; /* see the top of the file */
-    return FCGX_Accept_r(fr);
+    return took;
+}
+
+static int listener_epoll(int listen_fd)
+{
+    int epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (epfd < 0)
+        return -1;
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.fd = listen_fd};
+    if (epoll_ctl(epfd, EPOLL_CTL_ADD, listen_fd, &ev) != 0) {
+        ev.events = EPOLLIN; /* kernels before 4.5 */
+        if (epoll_ctl(epfd, EPOLL_CTL_ADD, listen_fd, &ev) != 0) {
+            close(epfd);
+            return -1;
+        }
+    }
+    return epfd;
 }
 
 int gh_fcgi_serve_opts(const struct gh_fcgi_opts *o)
 {
-    FCGX_Request fr;
-    struct gh_arena arena;
-    struct gh_http_resp resp;
+    struct child c;
+    struct epoll_event evs[MAX_EVENTS];
     int rc = GH_EIO;
     int errors = 0;
-    int epfd = -1;
 
     if (!o || !o->handler || o->listen_fd < 0)
         return GH_EINVAL;
-    if (FCGX_Init() != 0) {
-        flog(o->log, GH_LOG_ERROR, 0, "FCGX_Init failed");
-        return GH_EIO;
-    }
+    memset(&c, 0, sizeof(c));
+    c.o = o;
     /* Shared by every child (same open file description): idempotent. */
     int fl = fcntl(o->listen_fd, F_GETFL);
     if (fl < 0 || fcntl(o->listen_fd, F_SETFL, fl | O_NONBLOCK) < 0) {
         flog(o->log, GH_LOG_ERROR, errno, "cannot make the listening socket non-blocking");
         return GH_EIO;
     }
-    if (FCGX_InitRequest(&fr, o->listen_fd, 0) != 0) {
-        flog(o->log, GH_LOG_ERROR, 0, "FCGX_InitRequest failed");
+    c.epfd = listener_epoll(o->listen_fd);
+    if (c.epfd < 0) {
+        flog(o->log, GH_LOG_ERROR, errno, "cannot set up epoll on the listening socket");
         return GH_EIO;
     }
-    gh_arena_init(&arena, ARENA_CHUNK, o->max_body + ARENA_HEADROOM);
-    gh_http_resp_init(&resp, o->max_resp);
+    c.rbuf = malloc(RBUF_SIZE);
+    if (!c.rbuf) {
+        flog(o->log, GH_LOG_ERROR, errno, "out of memory");
+        close(c.epfd);
+        return GH_ENOMEM;
+    }
+    gh_buf_init(&c.params, PARAMS_MAX);
+    gh_buf_init(&c.out, o->max_resp + OUT_HEADROOM);
+    gh_arena_init(&c.arena, ARENA_CHUNK, o->max_body + ARENA_HEADROOM);
+    gh_http_resp_init(&c.resp, o->max_resp);
 
-    epfd = listener_epoll(o->listen_fd);
     int64_t next_tick = gh_mono_ms() + (o->tick_ms > 0 ? o->tick_ms : TICK_MS_DEFAULT);
     while (!gh_prefork_stopping()) {
         int timeout = tick_and_timeout(o, &next_tick);
-        int ar = next_request(o, &fr, epfd, timeout);
-        if (ar == 1)
-            continue;
-        if (ar < 0) {
-            if (ar == -EAGAIN || ar == -EWOULDBLOCK || ar == -EINTR)
-                continue; /* another child took it */
-            if (ar == -EBADF || ar == -EINVAL || ar == -ENOTSOCK) {
-                flog(o->log, GH_LOG_ERROR, -ar, "waiting for connections failed");
+        int served = 0;
+        if (c.n_kept == 0) {
+            /* Accept first: under load a connection is already waiting. */
+            served = accept_and_serve(&c);
+            if (served == 1) {
+                errors = 0;
+                continue;
+            }
+        }
+        if (served == 0) {
+            int n = epoll_wait(c.epfd, evs, MAX_EVENTS, timeout);
+            if (n < 0 && errno != EINTR) {
+                flog(o->log, GH_LOG_ERROR, errno, "waiting for connections failed");
+                goto out;
+            }
+            for (int i = 0; i < n && !gh_prefork_stopping() && served >= 0; i++) {
+                if (evs[i].data.fd != o->listen_fd) {
+                    serve_conn(&c, evs[i].data.fd, 1);
+                    continue;
+                }
+                /* 0: another child was faster */
+                served = c.n_kept == 0 ? accept_and_serve(&c) : accept_into_set(&c);
+                if (served == 1)
+                    errors = 0;
+            }
+        }
+        if (served < 0) {
+            int err = errno;
+            if (err == EBADF || err == EINVAL || err == ENOTSOCK) {
+                flog(o->log, GH_LOG_ERROR, err, "the listening socket is gone");
                 goto out;
             }
             if (++errors >= MAX_ACCEPT_ERRORS) {
-                flog(o->log, GH_LOG_ERROR, ar > -4096 ? -ar : 0, "accepting keeps failing; child exits");
+                flog(o->log, GH_LOG_ERROR, err, "accepting keeps failing; child exits");
                 goto out;
             }
-            flog(o->log, GH_LOG_WARN, ar > -4096 ? -ar : 0, "accepting a connection failed");
-            /* e.g. EMFILE: the listener stays readable, so wait before retrying */
-            (void)poll(NULL, 0, 10);
-            continue;
+            flog(o->log, GH_LOG_WARN, err, "accepting a connection failed");
+            (void)poll(NULL, 0, 10); /* e.g. EMFILE: the listener stays readable */
         }
-        errors = 0;
-        serve_one(o, &fr, &arena, &resp);
-        FCGX_Detach(&fr);   /* plain close(), see the top of the file */
-        FCGX_Finish_r(&fr); /* ends the request now: nginx does not wait for the next accept */
-        gh_arena_reset(&arena);
     }
     rc = GH_OK;
 out:
-    if (epfd >= 0)
-        close(epfd);
-    FCGX_Finish_r(&fr);
-    FCGX_Free(&fr, 1);
-    gh_http_resp_cleanup(&resp);
-    gh_arena_cleanup(&arena);
+    for (int i = 0; i < c.n_kept; i++)
+        close(c.kept[i]);
+    close(c.epfd);
+    free(c.rbuf);
+    gh_buf_cleanup(&c.params);
+    gh_buf_cleanup(&c.out);
+    gh_http_resp_cleanup(&c.resp);
+    gh_arena_cleanup(&c.arena);
     return rc;
 }
 

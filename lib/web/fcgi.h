@@ -1,4 +1,5 @@
-/* fcgi.h - FastCGI request loop glue (libfcgi FCGX_*). */
+/* fcgi.h - the FastCGI responder loop of one prefork child (FastCGI 1.0,
+ * spoken directly; see fcgi.c). */
 #ifndef GH_WEB_FCGI_H
 #define GH_WEB_FCGI_H
 
@@ -12,8 +13,10 @@ struct gh_logger;
 typedef void (*gh_http_handler_fn)(const struct gh_http_req *req, struct gh_http_resp *resp, void *arg);
 
 /* Accept loop for one child: reads each request (body capped at max_body;
- * larger bodies set body_too_large without being read), calls handler,
- * writes the response. Returns when gh_prefork_stopping(). */
+ * larger bodies set body_too_large and are read and dropped), calls
+ * handler, writes the response. Connections the web server asks to keep
+ * (FCGI_KEEP_CONN) are kept, several per child, and served as their next
+ * requests arrive. Returns when gh_prefork_stopping(). */
 int gh_fcgi_serve(int listen_fd, size_t max_body, size_t max_resp, gh_http_handler_fn handler, void *arg);
 
 /* The same with a logger for accept/IO failures (gh_fcgi_serve logs them to

@@ -45,12 +45,12 @@
 /* The process remembers a guild it has seen (marked in Redis, row upserted)
  * for this long, in a direct-mapped table: a collision only costs a Redis
  * round trip. */
-#define SEEN_LOCAL_MS (10 * 60 * 1000)
+#define SEEN_LOCAL_MS ((int64_t)10 * 60 * 1000)
 #define SEEN_LOCAL_BITS 12
 #define SEEN_LOCAL_SLOTS (1u << SEEN_LOCAL_BITS)
 /* command_log.options: the options are kept whole (25 options of 6000 characters fit);
  * only a set larger than the request cap itself is recorded as truncated. */
-#define OPTIONS_MAX (256 * 1024)
+#define OPTIONS_MAX ((size_t)256 * 1024)
 
 static const char guild_upsert_sql[] = "INSERT INTO guilds (id, name) VALUES ($1, $2) "
                                        "ON CONFLICT (id) DO UPDATE SET is_active = true, deleted_at = NULL";

@@ -140,6 +140,33 @@ static void strings(void **state)
     gh_arena_cleanup(&a);
 }
 
+/* Near the cap the last chunk shrinks to what is left, so the cap and not a
+ * multiple of chunk_size is the limit; strings over the cap are NULL. */
+static void last_chunk_shrinks_to_the_cap(void **state)
+{
+    struct gh_arena a;
+    char big[3000];
+
+    (void)state;
+    gh_arena_init(&a, 4096, 6000);
+    assert_non_null(gh_arena_alloc(&a, 4000)); /* fills the first chunk */
+    assert_non_null(gh_arena_alloc(&a, 1000)); /* a second, smaller chunk */
+    assert_true(a.total <= 6000);
+    assert_true(a.total > 4096);
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    assert_null(gh_arena_strdup(&a, big));
+    assert_null(gh_arena_sprintf(&a, "%s", big));
+    assert_null(gh_arena_strdup(&a, NULL));
+    assert_null(gh_arena_strndup(&a, NULL, 3));
+    while (gh_arena_alloc(&a, 16) != NULL)
+        ;
+    assert_true(a.total <= 6000);
+    assert_null(gh_arena_alloc(&a, 16)); /* full: no chunk at all any more */
+    gh_arena_cleanup(&a);
+    gh_arena_cleanup(NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -148,6 +175,7 @@ int main(void)
         cmocka_unit_test(big_allocation_gets_own_chunk_within_cap),
         cmocka_unit_test(reset_frees_all_but_one_chunk),
         cmocka_unit_test(strings),
+        cmocka_unit_test(last_chunk_shrinks_to_the_cap),
     };
 
     return cmocka_run_group_tests_name("arena", tests, NULL, NULL);

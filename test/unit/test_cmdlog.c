@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -485,6 +487,139 @@ static void test_flush_lock_and_validation(void **state)
     cleanup_rows(i1, i1, 0);
 }
 
+static void write_spool(const char *text)
+{
+    char path[600];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/cmdlog.spool", tmpdir);
+    f = fopen(path, "a");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void test_validation_and_nowhere_to_store(void **state)
+{
+    struct gh_ctx ctx;
+    struct gh_config nodir;
+    struct gh_cmdlog_entry e = entry(0, 1);
+    struct gh_pg *dead_pg = gh_pg_new(BAD_PG_URL, 5000, NULL);
+    struct gh_redis *dead_redis = gh_redis_new("redis://127.0.0.1:1/9", 100, NULL);
+
+    (void)state;
+    ctx_init(&ctx, dead_pg, dead_redis);
+    assert_int_equal(gh_cmdlog_record(NULL, &e), GH_EINVAL);
+    assert_int_equal(gh_cmdlog_record(&ctx, NULL), GH_EINVAL);
+    e.command = "";
+    assert_int_equal(gh_cmdlog_record(&ctx, &e), GH_EINVAL);
+    e = entry(0, 1);
+    e.duration_us = -1;
+    assert_int_equal(gh_cmdlog_record(&ctx, &e), GH_EINVAL);
+    assert_int_equal(gh_errlog_record(NULL, "c", "m", NULL, NULL), GH_EINVAL);
+    assert_int_equal(gh_errlog_record(&ctx, NULL, "m", NULL, NULL), GH_EINVAL);
+    assert_int_equal(gh_errlog_record(&ctx, "", "m", NULL, NULL), GH_EINVAL);
+    assert_int_equal(gh_errlog_record(&ctx, "c", NULL, NULL, NULL), GH_EINVAL);
+    assert_int_equal(gh_cmdlog_flush(NULL, 10), GH_EINVAL);
+    /* Both stores down and no run directory for a spool: the caller hears it. */
+    ctx.cfg = NULL;
+    e = entry(0, 1);
+    assert_int_equal(gh_cmdlog_record(&ctx, &e), GH_EIO);
+    assert_int_equal(gh_errlog_record(&ctx, "c", "m", "{\"a\":1}", "bt"), GH_EIO);
+    /* A run directory that does not exist: the spool cannot be written either. */
+    memset(&nodir, 0, sizeof(nodir));
+    snprintf(nodir.run_dir, sizeof(nodir.run_dir), "%s/missing/dir", tmpdir);
+    ctx.cfg = &nodir;
+    assert_int_equal(gh_cmdlog_record(&ctx, &e), GH_EIO);
+    /* Nothing to flush without Redis or a spool. */
+    ctx.redis = NULL;
+    assert_int_equal(gh_cmdlog_flush(&ctx, 10), 0);
+    gh_pg_free(dead_pg);
+    gh_redis_free(dead_redis);
+}
+
+/* A spool written by hand: blank lines, garbage and unknown kinds are
+ * dropped; valid lines are inserted in batches of at most max. */
+static void test_spool_replay_skips_bad_lines(void **state)
+{
+    NEED_STORES();
+    struct gh_ctx ctx;
+    uint64_t base = uniq(2000000000000000000ULL);
+    char line[512];
+    int i;
+
+    (void)state;
+    ctx_init(&ctx, pg, NULL);
+    write_spool("\n\r\nnot json\n{\"kind\":\"other\"}\n{\"kind\":7}\n");
+    for (i = 0; i < 5; i++) {
+        snprintf(line, sizeof(line),
+                 "{\"kind\":\"cmd\",\"user_id\":\"1\",\"interaction_id\":\"%llu\",\"command\":\"spooled\","
+                 "\"success\":true,\"duration_us\":1}\r\n",
+                 (unsigned long long)(base + (uint64_t)i));
+        write_spool(line);
+    }
+    assert_int_equal(gh_cmdlog_flush(&ctx, 2), 5);
+    assert_int_equal(spool_lines(""), -1);
+    assert_int_equal(spool_lines(".replaying"), -1);
+    assert_int_equal(rows_between(base, base + 4), 5);
+    cleanup_rows(base, base + 4, 0);
+}
+
+static void test_spool_replay_waits_for_lock(void **state)
+{
+    NEED_STORES();
+    struct gh_ctx ctx;
+    uint64_t id = uniq(2000000000000000000ULL);
+    char line[512], lockpath[600];
+    int fd;
+
+    (void)state;
+    ctx_init(&ctx, pg, NULL);
+    snprintf(line, sizeof(line),
+             "{\"kind\":\"cmd\",\"user_id\":\"1\",\"interaction_id\":\"%llu\",\"command\":\"locked\","
+             "\"success\":true,\"duration_us\":1}\n",
+             (unsigned long long)id);
+    write_spool(line);
+    snprintf(lockpath, sizeof(lockpath), "%s/cmdlog.spool.lock", tmpdir);
+    fd = open(lockpath, O_RDWR | O_CREAT, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(flock(fd, LOCK_EX), 0);
+    /* Another process is replaying: this flush leaves the spool alone. */
+    assert_int_equal(gh_cmdlog_flush(&ctx, 10), 0);
+    assert_int_equal(spool_lines(""), 1);
+    close(fd);
+    assert_int_equal(gh_cmdlog_flush(&ctx, 10), 1);
+    assert_int_equal(spool_lines(""), -1);
+    assert_int_equal(rows_between(id, id), 1);
+    cleanup_rows(id, id, 0);
+}
+
+static void test_flush_redis_errors(void **state)
+{
+    NEED_STORES();
+    struct gh_ctx ctx;
+    struct gh_cmdlog_entry e;
+    uint64_t id = uniq(2000000000000000000ULL);
+
+    (void)state;
+    ctx_init(&ctx, pg, redis);
+    e = entry(0, id);
+    assert_int_equal(gh_cmdlog_record(&ctx, &e), GH_OK);
+    /* The in-flight list is not a list: the flush reports Redis, keeps pending. */
+    freeReplyObject(gh_redis_cmd(redis, "SET bot:{global}:cmdlog:inflight oops"));
+    assert_int_equal(gh_cmdlog_flush(&ctx, 100000), GH_EREDIS);
+    assert_int_equal(llen("bot:{global}:cmdlog:pending"), 1);
+    assert_int_equal(rows_between(id, id), 0);
+    /* The lock was released: once fixed, the next flush goes through. */
+    freeReplyObject(gh_redis_cmd(redis, "DEL bot:{global}:cmdlog:inflight"));
+    assert_int_equal(gh_cmdlog_flush(&ctx, 100000), 1);
+    assert_int_equal(rows_between(id, id), 1);
+    /* Redis down at flush time: an error, not zero. */
+    ctx.redis = bad_redis;
+    assert_int_equal(gh_cmdlog_flush(&ctx, 10), GH_EREDIS);
+    cleanup_rows(id, id, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -495,6 +630,10 @@ int main(void)
         cmocka_unit_test_setup(test_both_down_spool_replayed, each),
         cmocka_unit_test_setup(test_rejected_entries_do_not_block, each),
         cmocka_unit_test_setup(test_flush_lock_and_validation, each),
+        cmocka_unit_test_setup(test_validation_and_nowhere_to_store, each),
+        cmocka_unit_test_setup(test_spool_replay_skips_bad_lines, each),
+        cmocka_unit_test_setup(test_spool_replay_waits_for_lock, each),
+        cmocka_unit_test_setup(test_flush_redis_errors, each),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);

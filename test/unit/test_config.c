@@ -7,7 +7,10 @@
 #include <cmocka.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "core/config.h"
 #include "core/err.h"
@@ -359,6 +362,113 @@ static void table_is_complete(void **state)
     }
 }
 
+static void password_from_query_and_percent_decoding(void **state)
+{
+    struct gh_config cfg;
+    char err[256];
+    const struct kv q[] = {
+        {"DATABASE_URL", "postgresql://127.0.0.1:18082/guildhall?user=gh&password=p%41ss%2Fw&sslmode=off"},
+        {"REDIS_URL", "redis://127.0.0.1:18083/0"},
+        {NULL, NULL},
+    };
+    const struct kv bad_pct[] = {
+        {"DATABASE_URL", "postgresql://u:ab%4@127.0.0.1/db"},
+        {"REDIS_URL", "redis://user@127.0.0.1:18083/0?db=1&password=rp%zz"},
+        {NULL, NULL},
+    };
+
+    (void)state;
+    assert_int_equal(load(q, GH_SVC_API, &cfg, err, sizeof err), GH_OK);
+    assert_string_equal(cfg.database_password, "pAss/w");
+    assert_string_equal(cfg.redis_password, ""); /* none given */
+    /* A '%' without two hex digits is kept as it is. */
+    assert_int_equal(load(bad_pct, GH_SVC_API, &cfg, err, sizeof err), GH_OK);
+    assert_string_equal(cfg.database_password, "ab%4");
+    assert_string_equal(cfg.redis_password, "rp%zz");
+    assert_int_equal(gh_config_is_developer(&cfg, 0), 0);
+}
+
+static void markdown_table_documents_every_variable(void **state)
+{
+    char path[] = "/tmp/gh_test_config_md_XXXXXX";
+    char *text;
+    long n;
+    FILE *f;
+    int fd = mkstemp(path), saved;
+
+    (void)state;
+    assert_true(fd >= 0);
+    fflush(stdout);
+    saved = dup(1);
+    assert_true(saved >= 0);
+    assert_int_equal(dup2(fd, 1), 1);
+    gh_config_print_markdown();
+    fflush(stdout);
+    assert_int_equal(dup2(saved, 1), 1);
+    close(saved);
+    close(fd);
+    f = fopen(path, "r");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    text = calloc(1, (size_t)n + 1);
+    assert_non_null(text);
+    assert_int_equal(fread(text, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    unlink(path);
+    assert_true(strncmp(text, "| Variable | Default | Required by | Meaning |\n| --- | --- | --- | --- |\n",
+                        70) == 0);
+    for (const struct kv *p = base_env; p->k; p++) {
+        char cell[80];
+
+        snprintf(cell, sizeof(cell), "| `%s` | ", p->k);
+        if (!strstr(text, cell))
+            fail_msg("%s is not documented", p->k);
+    }
+    assert_non_null(strstr(text, "| `DATABASE_URL` | - | all |"));
+    assert_non_null(strstr(text, "| `PG_POOL_MIN` | `10` |"));
+    free(text);
+}
+
+/* load_or_die exits with status 2 and names the problem on stderr. */
+static void load_or_die_exits_on_error(void **state)
+{
+    int pipefd[2], status = 0;
+    char buf[512];
+    ssize_t n;
+    pid_t pid;
+
+    (void)state;
+    assert_int_equal(pipe(pipefd), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct gh_config cfg;
+
+        dup2(pipefd[1], 2);
+        close(pipefd[0]);
+        clearenv();
+        for (const struct kv *p = base_env; p->k; p++)
+            setenv(p->k, p->v, 1);
+        gh_config_load_or_die(&cfg, GH_SVC_API, "prog");
+        if (strcmp(cfg.database_password, "pg@pass1") != 0)
+            exit(3);
+        unsetenv("DATABASE_URL");
+        gh_config_load_or_die(&cfg, GH_SVC_API, "prog");
+        exit(0); /* not reached */
+    }
+    close(pipefd[1]);
+    n = read(pipefd[0], buf, sizeof(buf) - 1);
+    close(pipefd[0]);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 2);
+    assert_true(n > 0);
+    buf[n] = '\0';
+    assert_non_null(strstr(buf, "prog: configuration error: DATABASE_URL: missing"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -372,6 +482,9 @@ int main(void)
         cmocka_unit_test(developers_list_is_capped),
         cmocka_unit_test(secrets_registered),
         cmocka_unit_test(table_is_complete),
+        cmocka_unit_test(password_from_query_and_percent_decoding),
+        cmocka_unit_test(markdown_table_documents_every_variable),
+        cmocka_unit_test(load_or_die_exits_on_error),
     };
 
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);

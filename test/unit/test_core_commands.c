@@ -589,6 +589,56 @@ static void test_alert_enqueue(void **state)
     assert_int_equal(gh_core_alert_enqueue(&fx->ctx, 0, "x"), GH_EREDIS);
 }
 
+static void test_jobs_edge_payloads(void **state)
+{
+    struct fx *fx = *state;
+    const struct gh_job_kind *alert = gh_registry_job("core:alert", NULL);
+    const struct gh_job_kind *followup = gh_registry_job("core:followup", NULL);
+    const char *url = getenv("REDIS_URL");
+    struct gh_rest *saved;
+    struct gh_job job;
+
+    /* A guild id given as a number; its settings unreadable (no stores):
+     * the operator's channel gets the alert. */
+    assert_true(use_pg(fx, DEAD_PG) && use_redis(fx, DEAD_REDIS));
+    fx->cfg.alert_channel_id = 555000000000000002ULL;
+    make_job(&job, "core:alert", "{\"guild_id\":424242424242424242,\"message\":\"m\",\"corr\":\"c9\"}");
+    rest_reset(200, 0);
+    assert_int_equal(alert->run(&fx->ctx, &job), GH_OK);
+    assert_int_equal(n_calls, 1);
+    assert_string_equal(calls[0].path, "/channels/555000000000000002/messages");
+    gh_job_cleanup(&job);
+
+    /* No REST client in this process: the follow-up fails so it is retried. */
+    make_job(&job, "core:followup",
+             "{\"application_id\":\"" APP_ID "\",\"token\":\"abc.DEF-_1\",\"content\":\"hi\"}");
+    saved = fx->ctx.rest;
+    fx->ctx.rest = NULL;
+    rest_reset(200, 0);
+    assert_int_equal(followup->run(&fx->ctx, &job), GH_EUNAVAILABLE);
+    assert_int_equal(n_calls, 0);
+    fx->ctx.rest = saved;
+    gh_job_cleanup(&job);
+
+    /* Alerts without a correlation id get a time-based id; without Redis
+     * they are not queued. */
+    gh_redis_free(fx->ctx.redis);
+    fx->ctx.redis = NULL;
+    fx->ctx.log.corr[0] = '\0';
+    assert_int_equal(gh_core_alert_enqueue(&fx->ctx, 0, "no redis"), GH_EREDIS);
+    assert_int_equal(gh_core_alert_enqueue(&fx->ctx, 0, NULL), GH_EINVAL);
+    if (!url)
+        return;
+    assert_true(use_redis(fx, url));
+    drop_queue(fx, NULL);
+    assert_int_equal(gh_core_alert_enqueue(&fx->ctx, 0, "uncorrelated"), GH_OK);
+    memset(&job, 0, sizeof(job));
+    assert_int_equal(gh_queue_pop(fx->ctx.redis, fx->queue, 1, &job), GH_OK);
+    assert_true(strncmp(job.id, "core:alert:t", 12) == 0);
+    drop_queue(fx, job.id);
+    gh_job_cleanup(&job);
+}
+
 /* ---- /status ---------------------------------------------------------------- */
 
 static void test_status_all_down(void **state)
@@ -682,6 +732,77 @@ static void test_status_shards_and_queue(void **state)
     freeReplyObject(gh_redis_cmd(fx->ctx.redis, "DEL %s", key));
     drop_queue(fx, "status-test-job");
     gh_interaction_cleanup(&ix);
+}
+
+/* Many shards: sorted by number, ten shown, missing fields as "?", the age
+ * of each heartbeat in days, hours, minutes or seconds. */
+static void test_status_many_shards(void **state)
+{
+    struct fx *fx = *state;
+    const char *url = getenv("REDIS_URL");
+    static const long long age_s[] = {2 * 86400 + 3600, 2 * 3600 + 60, 3 * 60 + 4, 0};
+    struct gh_interaction ix;
+    char key[64], ready[256];
+    redisReply *rep;
+    json_object *r;
+    const char *c;
+    int i;
+
+    if (!url)
+        skip_msg("REDIS_URL not set");
+    assert_true(use_redis(fx, url));
+    rep = gh_redis_cmd(fx->ctx.redis, "SCARD bot:{global}:shards");
+    assert_non_null(rep);
+    if (rep->integer != 0) {
+        freeReplyObject(rep);
+        skip_msg("other shards are reporting");
+    }
+    freeReplyObject(rep);
+    for (i = 11; i >= 0; i--) { /* added out of order */
+        freeReplyObject(gh_redis_cmd(fx->ctx.redis, "SADD bot:{global}:shards %d", i));
+        snprintf(key, sizeof(key), "bot:{global}:shards:%d", i);
+        if (i < 4)
+            freeReplyObject(gh_redis_cmd(fx->ctx.redis,
+                                         "HSET %s state ready guilds %d latency_ms 5 "
+                                         "last_heartbeat_ms %lld",
+                                         key, i, (long long)(gh_now_ms() - age_s[i] * 1000)));
+        else if (i == 4)
+            freeReplyObject(gh_redis_cmd(fx->ctx.redis, "HSET %s state resuming", key));
+        freeReplyObject(gh_redis_cmd(fx->ctx.redis, "EXPIRE %s 60", key));
+    }
+    /* The queue's ready list is not a list: its length is unknown. */
+    gh_key_queue(ready, sizeof(ready), gh_queue_partition(fx->queue), fx->queue, "ready");
+    freeReplyObject(gh_redis_cmd(fx->ctx.redis, "SET %s x EX 60", ready));
+
+    make_ix(fx, &ix, fresh_id(), 2, "status", NULL, PERM_NONE);
+    r = run(fx, "status", &ix, GH_OK);
+    c = resp_content(r);
+    assert_non_null(strstr(c, "**Shards:** 12 reporting"));
+    assert_non_null(strstr(c, "- shard 0: ready, 0 guilds, 5 ms, last heartbeat 2d 1h 0m ago"));
+    assert_non_null(strstr(c, "- shard 1: ready, 1 guilds, 5 ms, last heartbeat 2h 1m "));
+    assert_non_null(strstr(c, "- shard 2: ready, 2 guilds, 5 ms, last heartbeat 3m "));
+    assert_non_null(strstr(c, "- shard 3: ready, 3 guilds, 5 ms, last heartbeat 0s ago"));
+    assert_non_null(strstr(c, "- shard 4: resuming, ? guilds, ? ms, last heartbeat ?"));
+    assert_non_null(strstr(c, "- shard 9: ?, ? guilds, ? ms, last heartbeat ?"));
+    assert_null(strstr(c, "- shard 10:"));
+    assert_non_null(strstr(c, "- and 2 more"));
+    assert_non_null(strstr(c, "**Queue:** unknown (Redis error)"));
+    assert_true(strstr(c, "- shard 2:") < strstr(c, "- shard 9:"));
+    json_object_put(r);
+    gh_interaction_cleanup(&ix);
+
+    /* The shard set itself unreadable. */
+    freeReplyObject(gh_redis_cmd(fx->ctx.redis, "DEL bot:{global}:shards"));
+    freeReplyObject(gh_redis_cmd(fx->ctx.redis, "SET bot:{global}:shards oops EX 60"));
+    make_ix(fx, &ix, fresh_id(), 2, "status", NULL, PERM_NONE);
+    r = run(fx, "status", &ix, GH_OK);
+    assert_non_null(strstr(resp_content(r), "**Shards:** unknown (Redis error)"));
+    json_object_put(r);
+    gh_interaction_cleanup(&ix);
+    freeReplyObject(gh_redis_cmd(fx->ctx.redis, "DEL bot:{global}:shards"));
+    for (i = 0; i < 12; i++)
+        freeReplyObject(gh_redis_cmd(fx->ctx.redis, "DEL bot:{global}:shards:%d", i));
+    freeReplyObject(gh_redis_cmd(fx->ctx.redis, "DEL %s", ready));
 }
 
 /* ---- /help ------------------------------------------------------------------ */
@@ -990,6 +1111,52 @@ static void test_serverinfo(void **state)
     gh_interaction_cleanup(&ix);
 }
 
+static void test_serverinfo_unrecorded_down_and_long_features(void **state)
+{
+    struct fx *fx = *state;
+    const char *db = getenv("DATABASE_URL");
+    struct gh_interaction ix;
+    char body[16384], feats[12000], err[256];
+    json_object *r;
+    size_t o = 0;
+    int n;
+
+    if (db) { /* a guild the database has never seen */
+        assert_true(use_pg(fx, db));
+        make_ix(fx, &ix, fresh_id(), 2, "serverinfo", NULL, PERM_NONE);
+        r = run(fx, "serverinfo", &ix, GH_OK);
+        assert_non_null(strstr(text(r), "not recorded yet"));
+        assert_non_null(strstr(text(r), "\"title\":\"Server information\""));
+        json_object_put(r);
+        gh_interaction_cleanup(&ix);
+        gh_pg_free(fx->ctx.pg);
+        fx->ctx.pg = NULL;
+    }
+    assert_true(use_pg(fx, DEAD_PG));
+    /* 300 features do not fit one field: cut with "...". The locale comes from
+     * guild_locale when the guild object has none. */
+    for (int i = 0; i < 300; i++)
+        o += (size_t)snprintf(feats + o, sizeof(feats) - o, "%s\"FEATURE_%03d\"", i ? "," : "", i);
+    n = snprintf(body, sizeof(body),
+                 "{\"id\":\"%" PRIu64 "\",\"application_id\":\"" APP_ID "\",\"type\":2,\"token\":\"t\","
+                 "\"version\":1,\"channel_id\":\"1\",\"guild_id\":\"%" PRIu64 "\",\"guild_locale\":\"pt-BR\","
+                 "\"guild\":{\"id\":\"%" PRIu64 "\",\"features\":[%s]},\"member\":{\"permissions\":\"0\","
+                 "\"roles\":[],\"user\":{\"id\":\"123456789012345678\",\"username\":\"alice\"}},"
+                 "\"data\":{\"id\":\"1\",\"name\":\"serverinfo\",\"type\":1}}",
+                 fresh_id(), fx->guild_id, fx->guild_id, feats);
+    assert_true(n > 0 && (size_t)n < sizeof(body));
+    if (gh_interaction_parse(body, (size_t)n, &ix, err, sizeof(err)) != GH_OK)
+        fail_msg("interaction does not parse: %s", err);
+    r = run(fx, "serverinfo", &ix, GH_OK);
+    assert_non_null(strstr(text(r), "unknown (database unavailable)"));
+    assert_non_null(strstr(text(r), "pt-BR"));
+    assert_non_null(strstr(text(r), "FEATURE\\\\_000, FEATURE\\\\_001"));
+    assert_non_null(strstr(text(r), ", ..."));
+    assert_null(strstr(text(r), "FEATURE\\\\_299"));
+    json_object_put(r);
+    gh_interaction_cleanup(&ix);
+}
+
 static void test_userinfo(void **state)
 {
     struct fx *fx = *state;
@@ -1038,9 +1205,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_alert_channels, setup, teardown),
         cmocka_unit_test_setup_teardown(test_alert_guild_channel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_alert_enqueue, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_jobs_edge_payloads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_status_all_down, setup, teardown),
         cmocka_unit_test_setup_teardown(test_status_redis_down_postgres_up, setup, teardown),
         cmocka_unit_test_setup_teardown(test_status_shards_and_queue, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_status_many_shards, setup, teardown),
         cmocka_unit_test_setup_teardown(test_help_lists_every_command, setup, teardown),
         cmocka_unit_test_setup_teardown(test_help_one_command, setup, teardown),
         cmocka_unit_test_setup_teardown(test_help_autocomplete, setup, teardown),
@@ -1051,6 +1220,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_feature_store_down_is_an_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_feature_autocomplete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_serverinfo, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_serverinfo_unrecorded_down_and_long_features, setup, teardown),
         cmocka_unit_test_setup_teardown(test_userinfo, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

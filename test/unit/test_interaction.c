@@ -345,6 +345,100 @@ static void test_snowflake_parse(void **state)
     assert_true(gh_snowflake_parse(" 1") == 0);
 }
 
+static void test_more_shape_errors(void **state)
+{
+    (void)state;
+    expect_err("[1,2]", GH_EJSON, "interaction must be a JSON object");
+    expect_err("{\"type\":1," BASE "} {}", GH_EJSON, "malformed JSON"); /* a second value */
+    {
+        struct gh_interaction ix;
+        char e[160];
+
+        /* Trailing whitespace is fine. */
+        assert_int_equal(parse("{\"type\":1," BASE "} \r\n\t", &ix, e, sizeof(e)), GH_OK);
+        gh_interaction_cleanup(&ix);
+    }
+    expect_err("{\"type\":1," BASE ",\"channel_id\":\"c\"}", GH_EINVAL, "channel_id");
+    expect_err("{\"type\":1," BASE ",\"context\":\"0\"}", GH_EINVAL, "context must be an integer");
+    expect_err("{\"type\":1," BASE ",\"context\":-2}", GH_EINVAL, "context is out of range");
+    expect_err("{\"type\":2," BASE ",\"member\":[],\"data\":{\"name\":\"x\"}}", GH_EINVAL,
+               "member must be an object");
+    expect_err("{\"type\":2," BASE
+               ",\"member\":{\"user\":{\"id\":\"1\"},\"roles\":{}},\"data\":{\"name\":\"x\"}}",
+               GH_EINVAL, "member.roles must be an array");
+    expect_err("{\"type\":2," BASE ",\"user\":5,\"data\":{\"name\":\"x\"}}", GH_EINVAL,
+               "field user must be an object");
+    expect_err("{\"type\":2," BASE ",\"member\":{\"user\":\"me\"},\"data\":{\"name\":\"x\"}}", GH_EINVAL,
+               "field member.user must be an object");
+    expect_err("{\"type\":2," BASE USER ",\"data\":{\"name\":\"x\",\"type\":\"1\"}}", GH_EINVAL,
+               "data.type must be an integer");
+    expect_err("{\"type\":2," BASE USER ",\"data\":{\"name\":\"x\",\"type\":2000000}}", GH_EINVAL,
+               "data.type is out of range");
+    expect_err("{\"type\":2," BASE USER ",\"data\":{\"name\":\"x\",\"target_id\":\"t\"}}", GH_EINVAL,
+               "data.target_id");
+    expect_err("{\"type\":3," BASE USER ",\"data\":{\"custom_id\":\"c\",\"component_type\":true}}", GH_EINVAL,
+               "data.component_type");
+    assert_int_equal(gh_interaction_parse("{}", 2, NULL, NULL, 0), GH_EINVAL);
+    gh_interaction_cleanup(NULL);
+}
+
+/* Option lookups: nested subcommands, wrong value types, typed-in integers. */
+static void test_option_lookups(void **state)
+{
+    struct gh_interaction ix;
+    char err[160];
+    int64_t n = 0;
+    int b = -1;
+
+    (void)state;
+    assert_int_equal(
+        parse(
+            "{\"type\":4," BASE USER
+            ",\"data\":{\"name\":\"x\",\"options\":[5,{\"name\":\"grp\",\"type\":2,\"options\":[{\"name\":"
+            "\"sub\",\"type\":1,\"options\":[{\"name\":\"n\",\"type\":4,\"value\":\"-42\"},{\"name\":\"big\","
+            "\"type\":4,\"value\":\"99999999999999999999\"},{\"name\":\"flag\",\"type\":5,\"value\":\"yes\"},"
+            "{\"name\":\"ok\",\"type\":5,\"value\":false},{\"name\":\"f\",\"type\":10,\"value\":1.5},"
+            "{\"name\":\"z\",\"type\":4,\"value\":\"0\"}]}]}]}}",
+            &ix, err, sizeof(err)),
+        GH_OK);
+    /* The first option is not an object: the subcommand is not found through it. */
+    assert_null(gh_interaction_subcommand(&ix));
+    assert_int_equal(gh_interaction_option_int(&ix, "n", &n), GH_OK);
+    assert_int_equal(n, -42);
+    assert_int_equal(gh_interaction_option_int(&ix, "z", &n), GH_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(gh_interaction_option_int(&ix, "big", &n), GH_EINVAL);
+    assert_int_equal(gh_interaction_option_int(&ix, "f", &n), GH_EINVAL);
+    assert_int_equal(gh_interaction_option_int(&ix, "missing", &n), GH_ENOTFOUND);
+    assert_int_equal(gh_interaction_option_int(&ix, "n", NULL), GH_ENOTFOUND);
+    assert_int_equal(gh_interaction_option_bool(&ix, "flag", &b), GH_EINVAL);
+    assert_int_equal(gh_interaction_option_bool(&ix, "ok", &b), GH_OK);
+    assert_int_equal(b, 0);
+    assert_int_equal(gh_interaction_option_bool(&ix, "missing", &b), GH_ENOTFOUND);
+    assert_null(gh_interaction_option(&ix, NULL));
+    assert_null(gh_interaction_option(NULL, "n"));
+    assert_null(gh_interaction_option_str(&ix, "missing"));
+    assert_null(gh_interaction_subcommand(NULL));
+    gh_interaction_cleanup(&ix);
+
+    /* A group whose first option is a plain value: no subcommand. */
+    assert_int_equal(
+        parse("{\"type\":2," BASE USER
+              ",\"data\":{\"name\":\"x\",\"options\":[{\"name\":\"g\",\"type\":2,\"options\":[{\"name\":"
+              "\"v\",\"type\":3,\"value\":\"s\"}]}]}}",
+              &ix, err, sizeof(err)),
+        GH_OK);
+    assert_null(gh_interaction_subcommand(&ix));
+    assert_string_equal(gh_interaction_option_str(&ix, "v"), "s");
+    gh_interaction_cleanup(&ix);
+    /* Empty options: no subcommand either. */
+    assert_int_equal(
+        parse("{\"type\":2," BASE USER ",\"data\":{\"name\":\"x\",\"options\":[]}}", &ix, err, sizeof(err)),
+        GH_OK);
+    assert_null(gh_interaction_subcommand(&ix));
+    gh_interaction_cleanup(&ix);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -353,7 +447,8 @@ int main(void)
         cmocka_unit_test(test_depth_limit),         cmocka_unit_test(test_required_fields),
         cmocka_unit_test(test_component_and_modal), cmocka_unit_test(test_user_command_target),
         cmocka_unit_test(test_options_subcommands), cmocka_unit_test(test_long_option),
-        cmocka_unit_test(test_snowflake_parse),
+        cmocka_unit_test(test_snowflake_parse),     cmocka_unit_test(test_more_shape_errors),
+        cmocka_unit_test(test_option_lookups),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

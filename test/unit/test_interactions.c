@@ -7,7 +7,9 @@
  * DATABASE_URL and REDIS_URL (with migrations applied) and skip without
  * them. gh_registry_command/gh_registry_component are wrapped
  * (test_interactions.wrap) to add a test feature whose handlers fail or
- * answer on demand; every other name goes to the real registry. */
+ * answer on demand; every other name goes to the real registry. gh_mono_ms
+ * is wrapped too, so a test can move the process's clock past the
+ * in-process "guild seen" cache without sleeping. */
 #include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -127,6 +129,18 @@ const struct gh_component *__wrap_gh_registry_component(const char *custom_id,
         }
     }
     return __real_gh_registry_component(custom_id, feature);
+}
+
+/* ---- the clock -------------------------------------------------------------- */
+
+static int64_t clock_offset_ms;
+
+int64_t __real_gh_mono_ms(void);
+int64_t __wrap_gh_mono_ms(void);
+
+int64_t __wrap_gh_mono_ms(void)
+{
+    return __real_gh_mono_ms() + clock_offset_ms;
 }
 
 /* ---- fixture ------------------------------------------------------------ */
@@ -361,8 +375,12 @@ static int cmdlog_has(struct fixture *f, uint64_t interaction_id, const char *co
     return found;
 }
 
+/* The handler defers its counters (gh_metrics_defer); the fcgi loop's tick
+ * sends them. Here the test sends them before it reads. */
 static long long metric(struct fixture *f, const char *field)
 {
+    assert_int_equal(gh_metrics_flush(f->ctx.redis), GH_OK);
+    assert_int_equal(gh_metrics_pending(), 0);
     redisReply *r = gh_redis_cmd(f->ctx.redis, "HGET %s %s", GH_METRICS_KEY, field);
     long long v = r && r->type == REDIS_REPLY_STRING ? atoll(r->str) : 0;
     freeReplyObject(r);
@@ -569,16 +587,35 @@ static void test_ping_command_upserts_guild_and_records(void **state)
     freeReplyObject(ttl);
 
     assert_true(cmdlog_has(f, id, "ping", 1));
+    /* Counted in the process until the tick sends it. */
+    assert_true(gh_metrics_pending() > 0);
     assert_true(metric(f, "gh_commands_total{command=\"ping\",outcome=\"ok\"}") >= before + 1);
 
     /* A deactivated guild comes back on its next interaction once the
-     * seen-mark is gone. */
+     * seen-mark is gone and the process has forgotten the guild (10 min). */
     assert_int_equal(gh_pg_command(f->ctx.pg,
                                    "UPDATE guilds SET is_active = false, deleted_at = now() WHERE id = $1", 1,
                                    p),
                      GH_OK);
     redisReply *d = gh_redis_cmd(f->ctx.redis, "DEL %s", key);
     freeReplyObject(d);
+
+    /* Within the 10 minutes the process knows the guild: no round trip, so
+     * no new mark, and the row is left alone. */
+    command_body(body, sizeof(body), 2, unique_id(), g, u, "ping");
+    make_req(f, body, 0, 0);
+    call(f);
+    assert_int_equal(answer_type(f), 4);
+    redisReply *ex = gh_redis_cmd(f->ctx.redis, "EXISTS %s", key);
+    assert_non_null(ex);
+    assert_int_equal(ex->integer, 0);
+    freeReplyObject(ex);
+    res = gh_pg_exec(f->ctx.pg, "SELECT is_active FROM guilds WHERE id = $1", 1, p);
+    assert_non_null(res);
+    assert_string_equal(PQgetvalue(res, 0, 0), "f");
+    PQclear(res);
+
+    clock_offset_ms += 11 * 60 * 1000;
     command_body(body, sizeof(body), 2, unique_id(), g, u, "ping");
     make_req(f, body, 0, 0);
     call(f);
@@ -587,6 +624,95 @@ static void test_ping_command_upserts_guild_and_records(void **state)
     assert_string_equal(PQgetvalue(res, 0, 0), "t");
     assert_string_equal(PQgetvalue(res, 0, 1), "t");
     PQclear(res);
+    ex = gh_redis_cmd(f->ctx.redis, "EXISTS %s", key);
+    assert_non_null(ex);
+    assert_int_equal(ex->integer, 1);
+    freeReplyObject(ex);
+}
+
+/* Guilds the process saw are not re-marked, even when another process's
+ * mark says "seen": one SET NX per guild per 10 minutes, then none. */
+static void test_seen_guild_costs_one_round_trip(void **state)
+{
+    struct fixture *f = *state;
+    NEED_STORES(f);
+    uint64_t g = unique_id(), u = unique_id();
+    char body[2048], key[96], gid[24];
+    snprintf(key, sizeof(key), "bot:{%" PRIu64 "}:core:seen", g);
+    snprintf(gid, sizeof(gid), "%" PRIu64, g);
+
+    /* Another process already marked it: this one trusts the mark (no
+     * upsert: the row does not exist, and stays so). */
+    redisReply *m = gh_redis_cmd(f->ctx.redis, "SET %s 1 EX 60", key);
+    freeReplyObject(m);
+    command_body(body, sizeof(body), 2, unique_id(), g, u, "ping");
+    make_req(f, body, 0, 0);
+    call(f);
+    assert_int_equal(answer_type(f), 4);
+    const char *p[1] = {gid};
+    PGresult *res = gh_pg_exec(f->ctx.pg, "SELECT 1 FROM guilds WHERE id = $1", 1, p);
+    assert_non_null(res);
+    assert_int_equal(PQntuples(res), 0);
+    PQclear(res);
+
+    /* From now on the process remembers: the mark may go, nothing changes. */
+    m = gh_redis_cmd(f->ctx.redis, "DEL %s", key);
+    freeReplyObject(m);
+    for (int i = 0; i < 3; i++) {
+        command_body(body, sizeof(body), 2, unique_id(), g, u, "ping");
+        make_req(f, body, 0, 0);
+        call(f);
+        assert_int_equal(answer_type(f), 4);
+    }
+    redisReply *ex = gh_redis_cmd(f->ctx.redis, "EXISTS %s", key);
+    assert_non_null(ex);
+    assert_int_equal(ex->integer, 0);
+    freeReplyObject(ex);
+
+    /* Past the 10 minutes: marked and upserted again. */
+    clock_offset_ms += 11 * 60 * 1000;
+    command_body(body, sizeof(body), 2, unique_id(), g, u, "ping");
+    make_req(f, body, 0, 0);
+    call(f);
+    res = gh_pg_exec(f->ctx.pg, "SELECT is_active FROM guilds WHERE id = $1", 1, p);
+    assert_non_null(res);
+    assert_int_equal(PQntuples(res), 1);
+    PQclear(res);
+    ex = gh_redis_cmd(f->ctx.redis, "TTL %s", key);
+    assert_non_null(ex);
+    assert_true(ex->integer > 3600);
+    freeReplyObject(ex);
+}
+
+/* Counters of many requests reach Redis as sums, in one flush. */
+static void test_counters_are_deferred_and_summed(void **state)
+{
+    struct fixture *f = *state;
+    NEED_STORES(f);
+    const char *field = "gh_interactions_total{type=\"rejected\",outcome=\"invalid_signature\"}";
+    const char *count = "gh_interaction_duration_seconds_count{type=\"command\"}";
+    long long before = metric(f, field), before_count = metric(f, count);
+    char body[2048];
+
+    for (int i = 0; i < 5; i++) {
+        make_req(f, "{\"type\":1}", 0, 1); /* tampered: rejected */
+        call(f);
+        assert_int_equal(f->resp.status, 401);
+    }
+    for (int i = 0; i < 3; i++) {
+        command_body(body, sizeof(body), 2, unique_id(), unique_id(), unique_id(), "ping");
+        make_req(f, body, 0, 0);
+        call(f);
+    }
+    /* Nothing sent yet: the process holds the sums. */
+    redisReply *r = gh_redis_cmd(f->ctx.redis, "HGET %s %s", GH_METRICS_KEY, field);
+    long long mid = r && r->type == REDIS_REPLY_STRING ? atoll(r->str) : 0;
+    freeReplyObject(r);
+    assert_int_equal(mid, before);
+    assert_true(gh_metrics_pending() >= 2);
+
+    assert_int_equal(metric(f, field), before + 5);
+    assert_int_equal(metric(f, count), before_count + 3);
 }
 
 static void test_unknown_command(void **state)
@@ -751,6 +877,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ping_pong, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_public_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ping_command_upserts_guild_and_records, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_seen_guild_costs_one_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_counters_are_deferred_and_summed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_command, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disabled_feature, setup, teardown),
         cmocka_unit_test_setup_teardown(test_handler_failure_is_reported, setup, teardown),

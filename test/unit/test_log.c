@@ -549,6 +549,133 @@ static void clocks(void **state)
     assert_true(m2 >= m1);
 }
 
+static void sink_open_failures_fall_back_to_stderr(void **state)
+{
+    struct gh_log_sink sink;
+    char longpath[700], missing[400];
+
+    (void)state;
+    memset(longpath, 'p', sizeof longpath - 1);
+    longpath[sizeof longpath - 1] = '\0';
+    assert_int_equal(gh_log_sink_init(&sink, "t", GH_LOG_INFO, longpath, 0, 0), GH_EIO);
+    assert_int_equal(sink.fd, 2);
+    assert_string_equal(sink.path, "");
+    snprintf(missing, sizeof missing, "%s/no/such/dir/x.log", tmpdir);
+    assert_int_equal(gh_log_sink_init(&sink, NULL, GH_LOG_INFO, missing, 0, -3), GH_EIO);
+    assert_int_equal(sink.fd, 2);
+    assert_string_equal(sink.service, "guildhall");
+    assert_int_equal(sink.max_files, 0);
+    gh_log_sink_cleanup(&sink);
+    gh_log_sink_cleanup(NULL);
+    assert_int_equal(gh_log_level_parse(NULL, NULL), GH_EINVAL);
+    assert_int_equal(gh_log_level_parse("CRIT", NULL), GH_OK);
+    assert_int_equal(gh_log_level_parse("war", NULL), GH_EINVAL);
+}
+
+/* At most GH_LOG_MAX_SECRETS are kept; duplicates and short values do not
+ * take a slot. */
+static void secret_slots_are_capped(void **state)
+{
+    static char values[GH_LOG_MAX_SECRETS + 1][24];
+    struct gh_log_sink sink;
+    struct gh_logger lg;
+    char *text;
+    int i;
+
+    (void)state;
+    assert_int_equal(gh_log_sink_init(&sink, "t", GH_LOG_DEBUG, logpath, 0, 0), GH_OK);
+    gh_log_sink_add_secret(&sink, NULL);
+    gh_log_sink_add_secret(&sink, "short");
+    gh_log_sink_add_secret(NULL, "longenough");
+    assert_int_equal(sink.n_secrets, 0);
+    for (i = 0; i <= GH_LOG_MAX_SECRETS; i++) {
+        snprintf(values[i], sizeof values[i], "secretvalue%02d", i);
+        gh_log_sink_add_secret(&sink, values[i]);
+        gh_log_sink_add_secret(&sink, values[i]); /* twice: one slot */
+    }
+    assert_int_equal(sink.n_secrets, GH_LOG_MAX_SECRETS);
+    gh_logger_init(&lg, &sink, "c");
+    gh_log(&lg, GH_LOG_INFO, 0, "first %s last %s", values[0], values[GH_LOG_MAX_SECRETS]);
+    text = slurp(logpath, NULL);
+    assert_non_null(text);
+    assert_null(strstr(text, values[0]));
+    assert_non_null(strstr(text, values[GH_LOG_MAX_SECRETS])); /* no slot left for it */
+    free(text);
+    gh_log_sink_cleanup(&sink);
+}
+
+/* With no old files to keep, a full file is simply started again. */
+static void rotation_without_old_files(void **state)
+{
+    struct gh_log_sink sink;
+    struct gh_logger lg;
+    struct stat st;
+    char p1[400];
+    int i;
+
+    (void)state;
+    snprintf(p1, sizeof p1, "%s.1", logpath);
+    assert_int_equal(gh_log_sink_init(&sink, "t", GH_LOG_DEBUG, logpath, 2048, 0), GH_OK);
+    gh_logger_init(&lg, &sink, "rot0");
+    for (i = 0; i < 200; i++)
+        gh_log(&lg, GH_LOG_INFO, 0, "line %d of the no-keep rotation test, padded to a decent length", i);
+    assert_int_equal(stat(logpath, &st), 0);
+    assert_true((size_t)st.st_size <= 2048);
+    assert_int_not_equal(stat(p1, &st), 0);
+    {
+        char *text = slurp(logpath, NULL);
+
+        assert_null(strstr(text, "line 0 of"));
+        assert_non_null(strstr(text, "line 199 of"));
+        free(text);
+    }
+    gh_log_sink_cleanup(&sink);
+}
+
+static void iso8601_edges(void **state)
+{
+    char out[40];
+
+    (void)state;
+    gh_iso8601(-1, out, sizeof out); /* before 1970: still 0..999 ms */
+    assert_string_equal(out, "1969-12-31T23:59:59.999Z");
+    gh_iso8601(0, out, 10); /* would be cut: nothing instead */
+    assert_string_equal(out, "");
+    strcpy(out, "keep");
+    gh_iso8601(0, out, 0);
+    assert_string_equal(out, "keep");
+    gh_iso8601(0, NULL, 10);
+}
+
+static void redaction_edges(void **state)
+{
+    struct gh_log_sink sink;
+
+    (void)state;
+    gh_log_sink_init(&sink, "t", GH_LOG_DEBUG, NULL, 0, 0);
+    /* URL user info: only a non-empty password before '@' is one. */
+    redact_expect(&sink, "http://u:@h/x", "http://u:@h/x");
+    redact_expect(&sink, "http://user:pw#x@h", "http://user:pw#x@h");
+    redact_expect(&sink, "http://user:p w@h", "http://user:p w@h");
+    redact_expect(&sink, "ends with x://", "ends with x://");
+    redact_expect(&sink, "http://a:b:c@h/", "http://a:[redacted]@h/");
+    /* Schemes after the header name in any case; tokens by shape. */
+    redact_expect(&sink, "authorization: bot abc123 x", "authorization: bot [redacted] x");
+    redact_expect(&sink, "AUTHORIZATION=bearer Zz9.q rest", "AUTHORIZATION=bearer [redacted] rest");
+    redact_expect(&sink, "Bot abcdefghij.k more", "Bot [redacted] more");
+    redact_expect(&sink, "Bot abcdefghijklmnopqrstuvwxyz", "Bot [redacted]");
+    redact_expect(&sink, "Bearer ", "Bearer ");
+    redact_expect(&sink, "a Bot", "a Bot");
+    /* Keywords: escaped quotes, tabs, lists, nothing after the separator. */
+    redact_expect(&sink, "key:\\\"v\\\" x", "key:\\\"[redacted]\\\" x");
+    redact_expect(&sink, "password\t=\tpw1 z", "password\t=\t[redacted] z");
+    redact_expect(&sink, "apikey = x,y", "apikey = [redacted],y");
+    redact_expect(&sink, "secret", "secret");
+    redact_expect(&sink, "token:", "token:");
+    redact_expect(&sink, "key=\"\"", "key=\"\"");
+    gh_log_sink_cleanup(&sink);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -563,6 +690,11 @@ int main(void)
         cmocka_unit_test_setup(sink_learns_existing_size, clean),
         cmocka_unit_test(corr_ids),
         cmocka_unit_test(clocks),
+        cmocka_unit_test(iso8601_edges),
+        cmocka_unit_test(redaction_edges),
+        cmocka_unit_test_setup(sink_open_failures_fall_back_to_stderr, clean),
+        cmocka_unit_test_setup(secret_slots_are_capped, clean),
+        cmocka_unit_test_setup(rotation_without_old_files, clean),
     };
 
     return cmocka_run_group_tests_name("log", tests, setup, teardown);

@@ -294,6 +294,161 @@ static void test_render_skips_junk_and_respects_cap(void **state)
     gh_buf_cleanup(&small);
 }
 
+/* ---- deferred ------------------------------------------------------------ */
+
+/* The table is process state shared by the tests of this binary: each test
+ * leaves it empty when it has Redis (teardown deletes what it sent). */
+
+static void test_defer_sums_and_flushes(void **state)
+{
+    struct fixture *f = *state;
+    NEED_REDIS(f);
+    char c[96], h[96], field[200];
+    snprintf(c, sizeof(c), "gh_test_%s_d_total", f->tag);
+    snprintf(h, sizeof(h), "gh_test_%s_d_seconds", f->tag);
+    assert_int_equal(gh_metrics_flush(f->r), GH_OK);
+    assert_int_equal(gh_metrics_pending(), 0);
+
+    struct gh_metrics_batch b;
+    for (int i = 0; i < 10; i++) {
+        gh_metrics_batch_init(&b);
+        gh_metrics_batch_incr(&b, c, "k=\"a\"", 2);
+        gh_metrics_batch_observe(&b, h, NULL, i < 7 ? 0.003 : 0.2);
+        gh_metrics_defer(f->r, &b);
+        assert_int_equal(b.n, 0);
+    }
+    /* One counter series plus two buckets, sum and count. */
+    assert_int_equal(gh_metrics_pending(), 5);
+    snprintf(field, sizeof(field), "%s{k=\"a\"}", c);
+    assert_null(field_value(f, field)); /* nothing sent yet */
+
+    /* Not due right after the flush above; due a period later. */
+    int64_t now = gh_mono_ms();
+    assert_int_equal(gh_metrics_flush_due(f->r, now), 0);
+    assert_int_equal(gh_metrics_pending(), 5);
+    assert_int_equal(gh_metrics_flush_due(f->r, now + GH_METRICS_FLUSH_MS), 1);
+    assert_int_equal(gh_metrics_pending(), 0);
+    assert_int_equal(gh_metrics_flush_due(f->r, now + 10 * GH_METRICS_FLUSH_MS), 0); /* nothing left */
+
+    char *v = field_value(f, field);
+    assert_non_null(v);
+    assert_string_equal(v, "20");
+    free(v);
+    snprintf(field, sizeof(field), "%s_bucket{le=\"0.005\"}", h);
+    v = field_value(f, field);
+    assert_non_null(v);
+    assert_string_equal(v, "7");
+    free(v);
+    snprintf(field, sizeof(field), "%s_bucket{le=\"0.25\"}", h);
+    v = field_value(f, field);
+    assert_non_null(v);
+    assert_string_equal(v, "3");
+    free(v);
+    snprintf(field, sizeof(field), "%s_count", h);
+    v = field_value(f, field);
+    assert_non_null(v);
+    assert_string_equal(v, "10");
+    free(v);
+    snprintf(field, sizeof(field), "%s_sum", h);
+    v = field_value(f, field);
+    assert_non_null(v);
+    assert_true(strtod(v, NULL) > 0.620 && strtod(v, NULL) < 0.622); /* 7 x 0.003 + 3 x 0.2 */
+    free(v);
+
+    /* A second round adds to what Redis holds. */
+    gh_metrics_batch_init(&b);
+    gh_metrics_batch_incr(&b, c, "k=\"a\"", 5);
+    gh_metrics_defer(f->r, &b);
+    assert_int_equal(gh_metrics_flush(f->r), GH_OK);
+    snprintf(field, sizeof(field), "%s{k=\"a\"}", c);
+    v = field_value(f, field);
+    assert_non_null(v);
+    assert_string_equal(v, "25");
+    free(v);
+}
+
+static void test_defer_keeps_sums_while_redis_is_down(void **state)
+{
+    struct fixture *f = *state;
+    NEED_REDIS(f);
+    char c[96], field[200];
+    snprintf(c, sizeof(c), "gh_test_%s_k_total", f->tag);
+    assert_int_equal(gh_metrics_flush(f->r), GH_OK);
+
+    struct gh_redis *down = gh_redis_new("redis://127.0.0.1:1/0", 100, &f->log);
+    assert_non_null(down);
+    struct gh_metrics_batch b;
+    gh_metrics_batch_init(&b);
+    gh_metrics_batch_incr(&b, c, NULL, 3);
+    gh_metrics_defer(down, &b);
+    assert_int_equal(gh_metrics_flush(down), GH_EREDIS);
+    assert_int_equal(gh_metrics_flush(NULL), GH_EREDIS);
+    assert_int_equal(gh_metrics_pending(), 1); /* kept */
+    gh_metrics_batch_init(&b);
+    gh_metrics_batch_incr(&b, c, NULL, 4);
+    gh_metrics_defer(down, &b);
+    gh_redis_free(down);
+
+    assert_int_equal(gh_metrics_flush(f->r), GH_OK);
+    assert_int_equal(gh_metrics_pending(), 0);
+    snprintf(field, sizeof(field), "%s", c);
+    char *v = field_value(f, field);
+    assert_non_null(v);
+    assert_string_equal(v, "7");
+    free(v);
+}
+
+static void test_defer_table_capacity(void **state)
+{
+    struct fixture *f = *state;
+    NEED_REDIS(f);
+    char name[160], h[96];
+    snprintf(h, sizeof(h), "gh_test_%s_cap_seconds", f->tag);
+    assert_int_equal(gh_metrics_flush(f->r), GH_OK);
+
+    /* Filled up without Redis: a histogram's three new series do not fit
+     * and are dropped together; existing series still add up. */
+    struct gh_metrics_batch b;
+    for (int i = 0; i < GH_METRICS_PENDING_MAX; i++) {
+        snprintf(name, sizeof(name), "gh_test_%s_cap%d_total", f->tag, i);
+        gh_metrics_batch_init(&b);
+        gh_metrics_batch_incr(&b, name, NULL, 1);
+        gh_metrics_defer(NULL, &b);
+    }
+    assert_int_equal(gh_metrics_pending(), GH_METRICS_PENDING_MAX);
+    gh_metrics_batch_init(&b);
+    gh_metrics_batch_observe(&b, h, NULL, 0.01);
+    gh_metrics_defer(NULL, &b);
+    assert_int_equal(b.n, 0);
+    assert_int_equal(gh_metrics_pending(), GH_METRICS_PENDING_MAX);
+    snprintf(name, sizeof(name), "gh_test_%s_cap0_total", f->tag);
+    gh_metrics_batch_init(&b);
+    gh_metrics_batch_incr(&b, name, NULL, 41);
+    gh_metrics_defer(NULL, &b);
+    assert_int_equal(gh_metrics_pending(), GH_METRICS_PENDING_MAX);
+
+    /* With Redis a full table is sent first, and the new batch fits. */
+    gh_metrics_batch_init(&b);
+    gh_metrics_batch_observe(&b, h, NULL, 0.01);
+    gh_metrics_defer(f->r, &b);
+    assert_int_equal(gh_metrics_pending(), 3);
+    char *v = field_value(f, name);
+    assert_non_null(v);
+    assert_string_equal(v, "42");
+    free(v);
+    snprintf(name, sizeof(name), "gh_test_%s_cap%d_total", f->tag, GH_METRICS_PENDING_MAX - 1);
+    v = field_value(f, name);
+    assert_non_null(v);
+    assert_string_equal(v, "1");
+    free(v);
+    assert_int_equal(gh_metrics_flush(f->r), GH_OK);
+    snprintf(name, sizeof(name), "%s_count", h);
+    v = field_value(f, name);
+    assert_non_null(v);
+    assert_string_equal(v, "1");
+    free(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -305,6 +460,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_histogram, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_flush, setup, teardown),
         cmocka_unit_test_setup_teardown(test_render_skips_junk_and_respects_cap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_defer_sums_and_flushes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_defer_keeps_sums_while_redis_is_down, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_defer_table_capacity, setup, teardown),
     };
     return cmocka_run_group_tests_name("metrics", tests, NULL, NULL);
 }

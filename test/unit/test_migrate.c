@@ -720,6 +720,257 @@ static void test_tool_exit_codes(void **state)
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 2);
 }
 
+/* Broken SQL is refused with the file, the line where the construct opened
+ * and what is unterminated. */
+static void test_lint_unterminated(void **state)
+{
+    static const struct {
+        const char *up, *want;
+    } cases[] = {
+        {"SELECT 1;\nSELECT 2 /* open\n /* nested */ still open\n",
+         "0001_a.up.sql:2: unterminated /* comment"},
+        {"SELECT 1;\n\nSELECT 'it''s\nopen;\n", "0001_a.up.sql:3: unterminated string"},
+        {"SELECT E'\\' still open;\n", "0001_a.up.sql:1: unterminated string"},
+        {"SELECT 1;\nSELECT \"col\"\"x\n", "0001_a.up.sql:2: unterminated quoted identifier"},
+        {"SELECT 1;\nDO $body$ BEGIN NULL; END $other$;\n", "0001_a.up.sql:2: unterminated $$ body"},
+    };
+    char dir[300];
+    struct run r;
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        new_dir(dir, sizeof(dir));
+        put_mig(dir, "0001_a", cases[i].up, "SELECT 1;\n");
+        r = migrate(LINT, dir, 0, NULL);
+        expect(&r, 1, cases[i].want, NULL);
+    }
+}
+
+/* Strings, quoted identifiers, comments and bodies hide what is inside
+ * them: none of these statements is linted as DROP COLUMN or CREATE INDEX. */
+static void test_lint_lexer_hides_quoted_text(void **state)
+{
+    char dir[300];
+    struct run r;
+
+    (void)state;
+    new_dir(dir, sizeof(dir));
+    put_mig(dir, "0001_base", "CREATE TABLE t1 (id int PRIMARY KEY, a int);\n", "DROP TABLE t1;\n");
+    put_mig(dir, "0002_quoted",
+            "COMMENT ON TABLE t1 IS E'a \\' ; ALTER TABLE t1 DROP COLUMN a; \\\\';\n"
+            "COMMENT ON TABLE t1 IS 'it''s ; CREATE INDEX x ON t1 (a); ''';\n"
+            "/* outer /* inner ; ALTER TABLE t1 DROP COLUMN a; */ still comment ; */\n"
+            "SELECT \"we\"\"ird;\" FROM t1;\n"
+            "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT CASE WHEN 1.5e3 > 1 THEN 1 "
+            "ELSE 2 END; SELECT 3; END;\n"
+            "DO $fn$ BEGIN EXECUTE 'CREATE INDEX y ON t1 (a)'; END $fn$;\n"
+            "PREPARE p AS SELECT $1::int;\n"
+            "SELECT $x;\n"
+            "SELECT 1 -- trailing ; ALTER TABLE t1 DROP COLUMN a\n;\n",
+            "SELECT 1;\n");
+    r = migrate(LINT, dir, 0, NULL);
+    expect(&r, 0, "2 migration(s), no findings", NULL);
+}
+
+static void test_lint_more_findings(void **state)
+{
+    char dir[300];
+    struct run r;
+
+    (void)state;
+    new_dir(dir, sizeof(dir));
+    put_mig(dir, "0001_base", "CREATE TABLE t1 (id int PRIMARY KEY, a int, b int);\n", "DROP TABLE t1;\n");
+    put_mig(dir, "0002_tx", "BEGIN;\nALTER TABLE t1 ADD COLUMN c int;\nCOMMIT;\n", "SELECT 1;\n");
+    put_mig(dir, "0003_fk", "ALTER TABLE t1 ADD FOREIGN KEY (a) REFERENCES t1 (id) NOT VALID;\n",
+            "SELECT 1;\n");
+    r = migrate(LINT, dir, 0, NULL);
+    if (r.rc != 3)
+        print_message("%s\n%s\n", r.out, r.err);
+    assert_int_equal(r.rc, 3);
+    assert_non_null(strstr(r.out, "0002_tx.up.sql:1: transaction control in a migration"));
+    assert_non_null(strstr(r.out, "0002_tx.up.sql:3: transaction control in a migration"));
+    assert_non_null(strstr(r.out, "0003_fk.up.sql:1: name the NOT VALID foreign key on t1"));
+    run_free(&r);
+}
+
+/* A deprecation written with the schema counts for a DROP COLUMN written
+ * with or without it. */
+static void test_lint_deprecation_with_schema(void **state)
+{
+    char dir[300];
+    struct run r;
+
+    (void)state;
+    new_dir(dir, sizeof(dir));
+    put_mig(dir, "0001_base", "CREATE TABLE t1 (id int PRIMARY KEY, a int, b int);\n", "DROP TABLE t1;\n");
+    put_mig(dir, "0002_dep", "-- deprecate: public.t1.a\n--   DEPRECATE:   T1.B  \nSELECT 1;\n",
+            "SELECT 1;\n");
+    put_mig(dir, "0003_drop",
+            "ALTER TABLE public.t1 DROP COLUMN a;\nALTER TABLE t1 DROP COLUMN IF EXISTS b;\n", "SELECT 1;\n");
+    r = migrate(LINT, dir, 0, NULL);
+    expect(&r, 0, "3 migration(s), no findings", NULL);
+}
+
+static void test_lint_folder_problems(void **state)
+{
+    char dir[300];
+    struct run r;
+
+    (void)state;
+    r = migrate(LINT, "build/tmp/does-not-exist-here", 0, NULL);
+    assert_int_equal(r.rc, GH_EIO);
+    assert_non_null(strstr(r.out, "cannot open the migrations folder"));
+    run_free(&r);
+    assert_int_equal(gh_migrate_lint(NULL), GH_EINVAL);
+
+    new_dir(dir, sizeof(dir));
+    put_mig(dir, "0001_a", "SELECT 1;\n", "SELECT 1;\n");
+    put_mig(dir, "0001_b", "SELECT 1;\n", "SELECT 1;\n"); /* number used twice */
+    put(dir, "01_short.up.sql", "SELECT 1;\n");
+    put(dir, "0002_Upper.up.sql", "SELECT 1;\n");
+    put(dir, "0003_x.sql", "SELECT 1;\n");
+    put(dir, "0000_zero.up.sql", "SELECT 1;\n");
+    put(dir, "0004_only.down.sql", "SELECT 1;\n");
+    put(dir, "notes.txt", "not sql\n");
+    r = migrate(LINT, dir, 0, NULL);
+    assert_int_equal(r.rc, 1); /* folder problems count as one finding */
+    assert_non_null(strstr(r.out, "duplicate migration number 0001"));
+    assert_non_null(strstr(r.out, "01_short.up.sql: not a migration file name"));
+    assert_non_null(strstr(r.out, "0002_Upper.up.sql: not a migration file name"));
+    assert_non_null(strstr(r.out, "0003_x.sql: not a migration file name"));
+    assert_non_null(strstr(r.out, "0000_zero.up.sql: not a migration file name"));
+    assert_non_null(strstr(r.out, "0004_only.down.sql has no 0004_only.up.sql"));
+    assert_null(strstr(r.out, "notes.txt"));
+    run_free(&r);
+}
+
+/* Runs a command with options of the test's own making. */
+static struct run migrate_with(enum cmd c, struct gh_pg *conn, const char *dir, const char *url,
+                               const char *backup_dir, const char *pg_dump)
+{
+    struct run r = {0};
+    size_t ol = 0, el = 0;
+    FILE *fo = open_memstream(&r.out, &ol), *fe = open_memstream(&r.err, &el);
+    struct gh_migrate_opts o = {
+        .dir = dir, .database_url = url, .backup_dir = backup_dir, .pg_dump = pg_dump, .out = fo, .err = fe};
+
+    assert_non_null(fo);
+    assert_non_null(fe);
+    r.rc = c == UP     ? gh_migrate_up(conn, &o)
+           : c == DOWN ? gh_migrate_down(conn, &o, 1)
+                       : gh_migrate_status(conn, &o);
+    fclose(fo);
+    fclose(fe);
+    return r;
+}
+
+/* A destructive migration runs only after a backup; every reason a backup
+ * cannot be taken stops it, with the reason named, and leaves the table. */
+static void test_backup_refusals(void **state)
+{
+    NEED_DB();
+    char dir[300], notadir[400], path[600];
+    struct run r;
+
+    (void)state;
+    new_dir(dir, sizeof(dir));
+    put_mig(dir, "0001_a", "CREATE TABLE t1 (x int);\nINSERT INTO t1 VALUES (7);\n", "DROP TABLE t1;\n");
+    r = migrate(UP, dir, 0, NULL);
+    expect(&r, GH_OK, "applied 0001_a", NULL);
+    put_mig(dir, "0002_b", "DROP TABLE public.t1;\n", "CREATE TABLE t1 (x int);\n");
+
+    r = migrate_with(UP, pg, dir, NULL, backups, NULL);
+    expect(&r, GH_EIO, NULL, "0002_b.up.sql is destructive and no backup can be taken");
+    r = migrate_with(UP, pg, dir, scratch_url, "", NULL);
+    expect(&r, GH_EIO, NULL, "no backup can be taken");
+    snprintf(notadir, sizeof(notadir), "%s/0001_a.up.sql/backups", dir); /* under a regular file */
+    r = migrate_with(UP, pg, dir, scratch_url, notadir, NULL);
+    expect(&r, GH_EIO, NULL, "cannot create the backup folder");
+    r = migrate_with(UP, pg, dir, "this is = not a conninfo '", backups, NULL);
+    expect(&r, GH_EIO, NULL, "cannot parse DATABASE_URL for pg_dump");
+    assert_true(table_exists("t1"));
+    assert_int_equal(applied_count(), 1);
+
+    /* With everything in place: the schema-qualified table is dumped, then dropped. */
+    r = migrate(UP, dir, 0, NULL);
+    expect(&r, GH_OK, "backing up 1 table(s)", NULL);
+    assert_int_equal(find_file(backups, "0002_b_", path, sizeof(path)), 1);
+    assert_true(file_contains(path, "CREATE TABLE public.t1"));
+    assert_false(table_exists("t1"));
+}
+
+static void test_runner_refusals(void **state)
+{
+    NEED_DB();
+    struct gh_pg *dead = gh_pg_new("postgresql://guildhall:guildhall@127.0.0.1:1/guildhall", 0, NULL);
+    struct gh_migrate_opts o = {0};
+    char dir[300];
+    struct run r;
+
+    (void)state;
+    new_dir(dir, sizeof(dir));
+    put_mig(dir, "0001_a", "BEGIN;\nCREATE TABLE t1 (x int);\nCOMMIT;\n", "DROP TABLE t1;\n");
+    r = migrate(UP, dir, 0, NULL);
+    expect(&r, GH_ECONFLICT, NULL, "0001_a.up.sql:1: transaction control in a migration");
+    assert_false(table_exists("t1"));
+    assert_int_equal(gh_migrate_up(NULL, &o), GH_EINVAL);
+    assert_int_equal(gh_migrate_up(pg, NULL), GH_EINVAL);
+    assert_int_equal(gh_migrate_up(pg, &o), GH_EINVAL); /* no folder */
+    assert_int_equal(gh_migrate_status(pg, NULL), GH_EINVAL);
+    assert_int_equal(gh_migrate_down(pg, NULL, 1), GH_EINVAL);
+    /* PostgreSQL down: the runner says so. */
+    put_mig(dir, "0001_a", "CREATE TABLE t1 (x int);\n", "DROP TABLE t1;\n");
+    r = migrate_with(UP, dead, dir, scratch_url, backups, NULL);
+    expect(&r, GH_EPG, NULL, "cannot reach PostgreSQL");
+    r = migrate_with(STATUS, dead, dir, scratch_url, backups, NULL);
+    expect(&r, GH_EPG, NULL, "cannot reach PostgreSQL");
+    /* A folder that cannot be read. */
+    r = migrate_with(UP, pg, "build/tmp/no-such-folder", scratch_url, backups, NULL);
+    expect(&r, GH_EIO, NULL, "cannot open the migrations folder");
+    gh_pg_free(dead);
+}
+
+/* Every destructive form is backed up first: TRUNCATE of several tables
+ * (one in another schema), ALTER COLUMN ... TYPE on a quoted table name,
+ * DROP COLUMN. */
+static void test_destructive_forms_backed_up(void **state)
+{
+    NEED_DB();
+    char dir[300], path[600];
+    struct run r;
+
+    (void)state;
+    new_dir(dir, sizeof(dir));
+    put_mig(
+        dir, "0001_a",
+        "CREATE SCHEMA s2;\nCREATE TABLE s2.t2 (x int);\nCREATE TABLE \"Quoted\" (v int);\n"
+        "CREATE TABLE t3 (a int, b int);\nINSERT INTO s2.t2 VALUES (1);\nINSERT INTO \"Quoted\" VALUES (2);\n"
+        "INSERT INTO t3 VALUES (3, 4);\n",
+        "DROP TABLE t3;\nDROP TABLE \"Quoted\";\nDROP SCHEMA s2 CASCADE;\n");
+    r = migrate(UP, dir, 0, NULL);
+    expect(&r, GH_OK, "applied 0001_a", NULL);
+
+    put_mig(dir, "0002_trunc", "TRUNCATE TABLE ONLY s2.t2, t3 *;\n", "SELECT 1;\n");
+    r = migrate(UP, dir, 0, NULL);
+    expect(&r, GH_OK, "0002_trunc.up.sql is destructive: backing up 2 table(s)", NULL);
+    assert_int_equal(find_file(backups, "0002_trunc_", path, sizeof(path)), 1);
+    assert_true(file_contains(path, "CREATE TABLE s2.t2"));
+    assert_true(file_contains(path, "CREATE TABLE public.t3"));
+
+    put_mig(dir, "0003_qtype", "ALTER TABLE \"Quoted\" ALTER COLUMN v TYPE bigint;\n", "SELECT 1;\n");
+    r = migrate(UP, dir, 0, NULL);
+    expect(&r, GH_OK, "0003_qtype.up.sql is destructive: backing up 1 table(s)", NULL);
+    assert_int_equal(find_file(backups, "0003_qtype_", path, sizeof(path)), 1);
+    assert_true(file_contains(path, "CREATE TABLE public.\"Quoted\""));
+
+    put_mig(dir, "0004_dropcol", "ALTER TABLE ONLY t3 DROP COLUMN b;\n",
+            "ALTER TABLE t3 ADD COLUMN b int;\n");
+    r = migrate(UP, dir, 0, NULL);
+    expect(&r, GH_OK, "0004_dropcol.up.sql is destructive: backing up 1 table(s)", NULL);
+    assert_int_equal(applied_count(), 4);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -732,6 +983,14 @@ int main(void)
         cmocka_unit_test_setup(test_no_transaction_exception, reset),
         cmocka_unit_test_setup(test_backup_before_destructive, reset),
         cmocka_unit_test(test_lint_findings),
+        cmocka_unit_test_setup(test_backup_refusals, reset),
+        cmocka_unit_test_setup(test_runner_refusals, reset),
+        cmocka_unit_test_setup(test_destructive_forms_backed_up, reset),
+        cmocka_unit_test(test_lint_unterminated),
+        cmocka_unit_test(test_lint_lexer_hides_quoted_text),
+        cmocka_unit_test(test_lint_more_findings),
+        cmocka_unit_test(test_lint_deprecation_with_schema),
+        cmocka_unit_test(test_lint_folder_problems),
         cmocka_unit_test(test_tool_exit_codes),
     };
 

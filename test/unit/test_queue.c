@@ -256,6 +256,148 @@ static void test_redis_down(void **state)
     gh_redis_free(dead);
 }
 
+static void push_ready(const char *raw)
+{
+    char ready[256];
+
+    gh_key_queue(ready, sizeof(ready), gh_queue_partition(queue), queue, "ready");
+    freeReplyObject(gh_redis_cmd(r, "LPUSH %s %s", ready, raw));
+}
+
+/* Every field is checked: wrong types and impossible values are dead letters. */
+static void test_malformed_fields(void **state)
+{
+    NEED_REDIS();
+    static const char *const bad[] = {
+        "[1,2]",
+        "{\"id\":\"a\"}",
+        "{\"id\":\"\",\"kind\":\"k\"}",
+        "{\"id\":\"a\",\"kind\":\"k\",\"guild\":\"12x\"}",
+        "{\"id\":\"a\",\"kind\":\"k\",\"guild\":-5}",
+        "{\"id\":\"a\",\"kind\":\"k\",\"guild\":true}",
+        "{\"id\":\"a\",\"kind\":\"k\",\"deadline_ms\":\"soon\"}",
+        "{\"id\":\"a\",\"kind\":\"k\",\"enqueued_ms\":1.5}",
+        "{\"id\":\"a\",\"kind\":\"k\",\"attempt\":\"2\"}",
+    };
+    struct gh_job job;
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        push_ready(bad[i]);
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(gh_queue_pop(r, queue, 0, &job), GH_EJSON);
+    assert_int_equal(gh_queue_len(r, queue, "dead"), (long long)(sizeof(bad) / sizeof(bad[0])));
+    assert_int_equal(gh_queue_len(r, queue, "processing"), 0);
+    /* Accepted shapes: numeric guild, null fields, an out-of-range attempt read as 1. */
+    push_ready("{\"id\":\"ok1\",\"kind\":\"k\",\"guild\":77,\"attempt\":0,\"deadline_ms\":null}");
+    assert_int_equal(gh_queue_pop(r, queue, 0, &job), GH_OK);
+    assert_string_equal(job.id, "ok1");
+    assert_int_equal(job.guild_id, 77);
+    assert_int_equal(job.attempt, 1);
+    assert_int_equal(job.deadline_ms, 0);
+    assert_null(job.payload);
+    assert_int_equal(gh_queue_ack(r, queue, &job), GH_OK);
+    /* Acking twice: it is no longer in processing. */
+    assert_int_equal(gh_queue_ack(r, queue, &job), GH_ENOTFOUND);
+    assert_int_equal(gh_queue_fail(r, queue, &job, 3, "x"), GH_ENOTFOUND);
+    gh_job_cleanup(&job);
+    gh_job_cleanup(NULL);
+}
+
+static void test_argument_checks(void **state)
+{
+    NEED_REDIS();
+    struct gh_job job;
+    char longq[80], longkind[80];
+
+    (void)state;
+    memset(longq, 'q', sizeof(longq) - 1);
+    longq[sizeof(longq) - 1] = '\0';
+    memset(longkind, 'k', sizeof(longkind) - 1);
+    longkind[sizeof(longkind) - 1] = '\0';
+    assert_int_equal(gh_queue_enqueue(NULL, queue, "a", "k", 0, NULL, 0), GH_EINVAL);
+    assert_int_equal(gh_queue_enqueue(r, "", "a", "k", 0, NULL, 0), GH_EINVAL);
+    assert_int_equal(gh_queue_enqueue(r, NULL, "a", "k", 0, NULL, 0), GH_EINVAL);
+    assert_int_equal(gh_queue_enqueue(r, longq, "a", "k", 0, NULL, 0), GH_EINVAL);
+    assert_int_equal(gh_queue_enqueue(r, queue, "", "k", 0, NULL, 0), GH_EINVAL);
+    assert_int_equal(gh_queue_enqueue(r, queue, "a\x7f", "k", 0, NULL, 0), GH_EINVAL);
+    assert_int_equal(gh_queue_enqueue(r, queue, "a", longkind, 0, NULL, 0), GH_EINVAL);
+    assert_int_equal(gh_queue_enqueue(r, queue, "a", "k", 0, NULL, -1), GH_EINVAL);
+    assert_int_equal(gh_queue_pop(r, queue, -1, &job), GH_EINVAL);
+    assert_int_equal(gh_queue_pop(r, queue, 3601, &job), GH_EINVAL);
+    assert_int_equal(gh_queue_pop(r, queue, 0, NULL), GH_EINVAL);
+    assert_int_equal(gh_queue_pop(r, "UPPER", 0, &job), GH_EINVAL);
+    /* Empty queue, no wait: nothing ready. */
+    assert_int_equal(gh_queue_pop(r, queue, 0, &job), GH_ENOTFOUND);
+    memset(&job, 0, sizeof(job));
+    assert_int_equal(gh_queue_ack(r, queue, &job), GH_EINVAL); /* never popped: no raw */
+    assert_int_equal(gh_queue_ack(r, queue, NULL), GH_EINVAL);
+    assert_int_equal(gh_queue_fail(r, queue, &job, 3, "x"), GH_EINVAL);
+    job.raw = strdup("not json");
+    assert_int_equal(gh_queue_fail(r, queue, &job, 0, "x"), GH_EINVAL);
+    assert_int_equal(gh_queue_fail(r, queue, &job, 3, "x"), GH_EINVAL); /* raw is not a job */
+    gh_job_cleanup(&job);
+    assert_int_equal(gh_queue_len(NULL, queue, "ready"), -1);
+    assert_int_equal(gh_queue_len(r, queue, NULL), -1);
+    assert_int_equal(gh_job_expired(NULL, 1), 0);
+}
+
+static void test_wrong_key_type_is_redis_error(void **state)
+{
+    NEED_REDIS();
+    struct gh_job job;
+    char ready[256];
+
+    (void)state;
+    gh_key_queue(ready, sizeof(ready), gh_queue_partition(queue), queue, "ready");
+    freeReplyObject(gh_redis_cmd(r, "SET %s notalist", ready));
+    assert_int_equal(gh_queue_pop(r, queue, 0, &job), GH_EREDIS);
+    assert_int_equal(gh_queue_pop(r, queue, 1, &job), GH_EREDIS);
+    assert_int_equal(gh_queue_len(r, queue, "ready"), -1);
+    freeReplyObject(gh_redis_cmd(r, "DEL %s", ready));
+}
+
+static void test_fail_default_error_text(void **state)
+{
+    NEED_REDIS();
+    struct gh_job job;
+    char dead[256];
+    redisReply *rep;
+
+    (void)state;
+    push_ready("{\"id\":\"fe1\",\"kind\":\"k\",\"attempt\":2}");
+    assert_int_equal(gh_queue_pop(r, queue, 0, &job), GH_OK);
+    assert_int_equal(job.attempt, 2);
+    assert_int_equal(gh_queue_fail(r, queue, &job, 2, NULL), GH_OK); /* last attempt: dead */
+    gh_key_queue(dead, sizeof(dead), gh_queue_partition(queue), queue, "dead");
+    rep = gh_redis_cmd(r, "LINDEX %s 0", dead);
+    assert_non_null(rep);
+    assert_int_equal(rep->type, REDIS_REPLY_STRING);
+    assert_non_null(strstr(rep->str, "\"error\":\"failed\""));
+    freeReplyObject(rep);
+    gh_job_cleanup(&job);
+}
+
+static void test_ack_fail_redis_down(void **state)
+{
+    struct gh_redis *dead = gh_redis_new("redis://127.0.0.1:1/0", 100, NULL);
+    struct gh_job job;
+
+    (void)state;
+    memset(&job, 0, sizeof(job));
+    snprintf(job.id, sizeof(job.id), "x");
+    snprintf(job.kind, sizeof(job.kind), "k");
+    job.attempt = 1;
+    job.raw = strdup("{\"id\":\"x\",\"kind\":\"k\"}");
+    assert_int_equal(gh_queue_ack(dead, "default", &job), GH_EREDIS);
+    assert_int_equal(gh_queue_fail(dead, "default", &job, 3, "boom"), GH_EREDIS);
+    gh_job_cleanup(&job);
+    assert_int_equal(gh_queue_pop(dead, "default", 0, &job), GH_EREDIS);
+    assert_null(job.raw);
+    gh_redis_free(dead);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -265,6 +407,11 @@ int main(void)
         cmocka_unit_test_setup(test_fail_retry_dead, each),
         cmocka_unit_test_setup(test_malformed_goes_dead, each),
         cmocka_unit_test(test_redis_down),
+        cmocka_unit_test_setup(test_malformed_fields, each),
+        cmocka_unit_test_setup(test_argument_checks, each),
+        cmocka_unit_test_setup(test_wrong_key_type_is_redis_error, each),
+        cmocka_unit_test_setup(test_fail_default_error_text, each),
+        cmocka_unit_test(test_ack_fail_redis_down),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);

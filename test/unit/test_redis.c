@@ -234,13 +234,173 @@ static void test_timeouts(void **state)
     gh_redis_free(r);
 }
 
+static void test_url_edge_cases(void **state)
+{
+    struct gh_redis *r;
+    char longpass[300];
+
+    (void)state;
+    assert_null(gh_redis_new(NULL, 100, &lg));
+    assert_null(gh_redis_new("redis://[::1:6379", 100, &lg)); /* no closing bracket */
+    assert_null(gh_redis_new("redis://[]:6379", 100, &lg));
+    assert_null(gh_redis_new("redis://host:/0", 100, &lg));
+    assert_null(gh_redis_new("redis://host:0", 100, &lg));
+    assert_null(gh_redis_new("redis://host:6379/1001", 100, &lg));
+    memset(longpass, 'p', sizeof(longpass) - 1);
+    longpass[sizeof(longpass) - 1] = '\0';
+    {
+        char u[700];
+
+        /* Credentials longer than the fields that hold them are refused, not cut. */
+        snprintf(u, sizeof(u), "redis://%s@host", longpass);
+        assert_null(gh_redis_new(u, 100, &lg));
+        snprintf(u, sizeof(u), "redis://user:%s@host", longpass);
+        assert_null(gh_redis_new(u, 100, &lg));
+        snprintf(u, sizeof(u), "redis://%.200s:pw@host", longpass);
+        assert_null(gh_redis_new(u, 100, &lg));
+        snprintf(u, sizeof(u), "redis://%.255s:1", longpass); /* host 255 bytes: fits */
+        {
+            struct gh_redis *ok = gh_redis_new(u, 100, &lg);
+
+            assert_non_null(ok);
+            gh_redis_free(ok);
+        }
+        snprintf(u, sizeof(u), "redis://%.256s:1", longpass); /* 256: too long */
+        assert_null(gh_redis_new(u, 100, &lg));
+    }
+    r = gh_redis_new("redis://user:pw@host:6380/", 0, &lg); /* empty db: 0; timeout 0: default */
+    assert_non_null(r);
+    gh_redis_free(r);
+}
+
+static void test_null_arguments(void **state)
+{
+    struct gh_redis *r = gh_redis_new("redis://127.0.0.1:1/0", 100, NULL);
+    const char *argv[1] = {"PING"};
+
+    (void)state;
+    assert_null(gh_redis_cmd(NULL, "PING"));
+    assert_null(gh_redis_cmd_timeout(NULL, 100, "PING"));
+    assert_null(gh_redis_cmdargv(NULL, 1, argv, NULL));
+    assert_null(gh_redis_cmdargv(r, 0, argv, NULL));
+    assert_null(gh_redis_cmdargv(r, 1, NULL, NULL));
+    assert_int_equal(gh_redis_append(NULL, "PING"), GH_EINVAL);
+    assert_int_equal(gh_redis_append(r, NULL), GH_EINVAL);
+    assert_null(gh_redis_get_reply(NULL));
+    assert_null(gh_redis_ctx(NULL));
+    assert_int_equal(gh_redis_ping(NULL), GH_EREDIS);
+    assert_int_equal(gh_key_guild(NULL, 10, 1, "f", "x"), GH_EINVAL);
+    assert_int_equal(gh_key_global(NULL, 10, "f", "x"), GH_EINVAL);
+    assert_int_equal(gh_key_queue(NULL, 10, 0, "q", "x"), GH_EINVAL);
+    gh_redis_free(r);
+}
+
+/* A failed append poisons the rest of its batch: every later append fails
+ * too, and each gets a NULL reply, so replies never pair with the wrong command. */
+static void test_failed_batch_stays_failed(void **state)
+{
+    struct gh_redis *r = gh_redis_new("redis://127.0.0.1:1/0", 100, &lg);
+
+    (void)state;
+    assert_int_equal(gh_redis_append(r, "PING"), GH_EREDIS);
+    assert_int_equal(gh_redis_append(r, "PING"), GH_EREDIS);
+    assert_int_equal(gh_redis_append(r, "PING"), GH_EREDIS);
+    assert_null(gh_redis_get_reply(r));
+    assert_null(gh_redis_get_reply(r));
+    assert_null(gh_redis_get_reply(r));
+    assert_null(gh_redis_get_reply(r)); /* nothing pending any more */
+    gh_redis_free(r);
+}
+
+static void test_auth_and_select_failures(void **state)
+{
+    NEED_REDIS();
+    const char *hostpart = strstr(url, "://");
+    const char *slash = strchr(hostpart ? hostpart + 3 : url, '/');
+    int n = slash ? (int)(slash - hostpart - 3) : (int)strlen(hostpart + 3);
+    char u[300];
+    struct gh_redis *r;
+
+    (void)state;
+    /* The test server has no password: AUTH fails and no connection is kept. */
+    snprintf(u, sizeof(u), "redis://wrongpass@%.*s/0", n, hostpart + 3);
+    r = gh_redis_new(u, 500, &lg);
+    assert_non_null(r);
+    assert_int_equal(gh_redis_ping(r), GH_EREDIS);
+    assert_null(gh_redis_ctx(r));
+    gh_redis_free(r);
+    snprintf(u, sizeof(u), "redis://someone:wrongpass@%.*s/0", n, hostpart + 3);
+    r = gh_redis_new(u, 500, &lg);
+    assert_int_equal(gh_redis_ping(r), GH_EREDIS);
+    assert_null(gh_redis_ctx(r));
+    gh_redis_free(r);
+    /* A database the server does not have: SELECT fails. */
+    snprintf(u, sizeof(u), "redis://%.*s/999", n, hostpart + 3);
+    r = gh_redis_new(u, 500, &lg);
+    assert_int_equal(gh_redis_ping(r), GH_EREDIS);
+    assert_null(gh_redis_ctx(r));
+    gh_redis_free(r);
+}
+
+static void test_argv_and_pending_rules(void **state)
+{
+    NEED_REDIS();
+    struct gh_redis *r = gh_redis_new(url, 200, &lg);
+    char key[64];
+    const char *argv[3];
+    size_t lens[3];
+    redisReply *rep;
+
+    (void)state;
+    snprintf(key, sizeof(key), "bot:{global}:test:argv:%d", (int)getpid());
+    argv[0] = "SET";
+    argv[1] = key;
+    argv[2] = "a\0b"; /* binary safe with lengths */
+    lens[0] = 3;
+    lens[1] = strlen(key);
+    lens[2] = 3;
+    rep = gh_redis_cmdargv(r, 3, argv, lens);
+    assert_non_null(rep);
+    assert_int_equal(rep->type, REDIS_REPLY_STATUS);
+    freeReplyObject(rep);
+    rep = gh_redis_cmd(r, "STRLEN %s", key);
+    assert_non_null(rep);
+    assert_int_equal(rep->integer, 3);
+    freeReplyObject(rep);
+    /* While pipelined replies are pending, a plain command is refused. */
+    assert_int_equal(gh_redis_append(r, "GET %s", key), GH_OK);
+    assert_null(gh_redis_cmd(r, "PING"));
+    assert_null(gh_redis_cmd_timeout(r, 100, "PING"));
+    assert_null(gh_redis_cmdargv(r, 1, argv, NULL));
+    rep = gh_redis_get_reply(r);
+    assert_non_null(rep);
+    assert_int_equal(rep->len, 3);
+    freeReplyObject(rep);
+    /* A pipelined reply that times out drops the connection ... */
+    assert_int_equal(gh_redis_append(r, "BLPOP %s:none 1", key), GH_OK);
+    assert_null(gh_redis_get_reply(r));
+    assert_null(gh_redis_ctx(r));
+    /* ... and the next command reconnects. */
+    assert_int_equal(gh_redis_ping(r), GH_OK);
+    freeReplyObject(gh_redis_cmd(r, "DEL %s", key));
+    gh_redis_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_key_builders),   cmocka_unit_test(test_url_parsing),
-        cmocka_unit_test(test_select_db),      cmocka_unit_test(test_reconnect_after_client_kill),
-        cmocka_unit_test(test_down_backs_off), cmocka_unit_test(test_pipeline),
+        cmocka_unit_test(test_key_builders),
+        cmocka_unit_test(test_url_parsing),
+        cmocka_unit_test(test_select_db),
+        cmocka_unit_test(test_reconnect_after_client_kill),
+        cmocka_unit_test(test_down_backs_off),
+        cmocka_unit_test(test_pipeline),
         cmocka_unit_test(test_timeouts),
+        cmocka_unit_test(test_url_edge_cases),
+        cmocka_unit_test(test_null_arguments),
+        cmocka_unit_test(test_failed_batch_stays_failed),
+        cmocka_unit_test(test_auth_and_select_failures),
+        cmocka_unit_test(test_argv_and_pending_rules),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);

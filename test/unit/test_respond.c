@@ -323,6 +323,112 @@ static void test_escape_truncation(void **state)
     assert_string_equal(gh_escape_markdown("x", out, 1), "");
 }
 
+#define FFFD "\xef\xbf\xbd"
+
+/* Every kind of broken UTF-8 becomes U+FFFD per byte, never copied through. */
+static void test_escape_invalid_utf8(void **state)
+{
+    char out[128];
+
+    (void)state;
+    /* Valid 2-, 3- and 4-byte sequences pass unchanged. */
+    assert_string_equal(gh_escape_markdown("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", out, sizeof(out)),
+                        "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80");
+    assert_string_equal(gh_escape_markdown("\xc0\xaf", out, sizeof(out)), FFFD FFFD); /* overlong '/' */
+    assert_string_equal(gh_escape_markdown("\xc3(", out, sizeof(out)), FFFD "(");     /* no continuation */
+    assert_string_equal(gh_escape_markdown("\xe0\x80\xaf", out, sizeof(out)), FFFD FFFD FFFD); /* overlong */
+    assert_string_equal(gh_escape_markdown("\xed\xa0\x80", out, sizeof(out)), FFFD FFFD FFFD); /* surrogate */
+    assert_string_equal(gh_escape_markdown("\xe2\x82", out, sizeof(out)), FFFD FFFD);          /* cut short */
+    assert_string_equal(gh_escape_markdown("\xf0\x80\x80\xaf", out, sizeof(out)), FFFD FFFD FFFD FFFD);
+    assert_string_equal(gh_escape_markdown("\xf4\x90\x80\x80", out, sizeof(out)), FFFD FFFD FFFD FFFD);
+    assert_string_equal(gh_escape_markdown("\xf0\x9f\x98", out, sizeof(out)), FFFD FFFD FFFD);
+    assert_string_equal(gh_escape_markdown("\xf5\x80", out, sizeof(out)), FFFD FFFD);
+    /* A replacement that does not fit is left out whole. */
+    assert_string_equal(gh_escape_markdown("ab\xff", out, 5), "ab");
+    /* Nothing to write into. */
+    assert_null(gh_escape_markdown("x", NULL, 10));
+    out[0] = 'z';
+    assert_ptr_equal(gh_escape_markdown("x", out, 0), out);
+    assert_int_equal(out[0], 'z');
+}
+
+/* Content is capped by code points even when it holds broken bytes. */
+static void test_content_cap_with_invalid_bytes(void **state)
+{
+    struct gh_buf b;
+    json_object *o;
+    char text[2100];
+
+    (void)state;
+    memset(text, 'a', sizeof(text));
+    text[0] = '\xff'; /* one invalid byte counts as one character */
+    text[2001] = '\0';
+    gh_buf_init(&b, 16384);
+    assert_int_equal(gh_resp_message(&b, text, 0), GH_OK);
+    o = parsed(&b);
+    /* 2001 characters: cut to 1999 plus the ellipsis, the invalid byte counted as one. */
+    assert_int_equal(chars(json_object_get_string(at(o, "data.content"))), 2000);
+    assert_int_equal(json_object_get_string_len(at(o, "data.content")), 1 + 1998 + 3);
+    assert_string_equal(json_object_get_string(at(o, "data.content")) + 1 + 1998, ELLIPSIS);
+    json_object_put(o);
+    text[2000] = '\0'; /* exactly 2000: kept whole */
+    assert_int_equal(gh_resp_update(&b, text + 1), GH_OK);
+    o = parsed(&b);
+    assert_int_equal(json_object_get_string_len(at(o, "data.content")), 1999);
+    json_object_put(o);
+    gh_buf_cleanup(&b);
+}
+
+static void test_response_argument_checks(void **state)
+{
+    struct gh_buf b;
+    json_object *comps = json_object_new_array(), *msg, *o;
+    char long_id[120];
+    int i;
+
+    (void)state;
+    gh_buf_init(&b, 8192);
+    assert_int_equal(gh_resp_pong(NULL), GH_EINVAL);
+    assert_int_equal(gh_resp_message(&b, NULL, 0), GH_OK); /* NULL content: empty message */
+    o = parsed(&b);
+    assert_string_equal(json_object_get_string(at(o, "data.content")), "");
+    json_object_put(o);
+    assert_int_equal(gh_resp_update(&b, NULL), GH_OK);
+    /* A message that is not an object. */
+    msg = json_object_new_array();
+    assert_int_equal(gh_resp_with_message(&b, GH_CB_MESSAGE, msg), GH_EINVAL);
+    json_object_put(msg);
+    /* The caller's allowed_mentions is kept, and a null field passes through. */
+    msg = json_tokener_parse(
+        "{\"content\":\"hi\",\"allowed_mentions\":{\"parse\":[\"users\"]},\"embeds\":null}");
+    assert_int_equal(gh_resp_with_message(&b, GH_CB_MESSAGE, msg), GH_OK);
+    o = parsed(&b);
+    assert_string_equal(
+        json_object_get_string(json_object_array_get_idx(at(o, "data.allowed_mentions.parse"), 0)), "users");
+    assert_true(json_object_object_get_ex(at(o, "data"), "embeds", NULL));
+    json_object_put(o);
+    json_object_put(msg);
+    /* Modal limits: custom_id up to 100 characters, 1..5 components, an array. */
+    json_object_array_add(comps, json_tokener_parse("{\"type\":1}"));
+    memset(long_id, 'i', sizeof(long_id));
+    long_id[101] = '\0';
+    assert_int_equal(gh_resp_modal(&b, long_id, "t", comps), GH_EINVAL);
+    long_id[100] = '\0';
+    assert_int_equal(gh_resp_modal(&b, long_id, "t", comps), GH_OK);
+    assert_int_equal(gh_resp_modal(&b, NULL, "t", comps), GH_EINVAL);
+    assert_int_equal(gh_resp_modal(&b, "x", NULL, comps), GH_EINVAL);
+    assert_int_equal(gh_resp_modal(&b, "x", "", comps), GH_EINVAL);
+    for (i = 0; i < 5; i++)
+        json_object_array_add(comps, json_tokener_parse("{\"type\":1}"));
+    assert_int_equal(gh_resp_modal(&b, "x", "t", comps), GH_EINVAL); /* 6 components */
+    o = json_object_new_object();
+    assert_int_equal(gh_resp_modal(&b, "x", "t", o), GH_EINVAL);
+    assert_int_equal(gh_resp_autocomplete(&b, o), GH_EINVAL);
+    json_object_put(o);
+    json_object_put(comps);
+    gh_buf_cleanup(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -335,6 +441,9 @@ int main(void)
         cmocka_unit_test(test_autocomplete_caps_at_25),
         cmocka_unit_test(test_escape_markdown),
         cmocka_unit_test(test_escape_truncation),
+        cmocka_unit_test(test_escape_invalid_utf8),
+        cmocka_unit_test(test_content_cap_with_invalid_bytes),
+        cmocka_unit_test(test_response_argument_checks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

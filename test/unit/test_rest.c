@@ -1340,6 +1340,220 @@ static void test_new_rejects_bad_opts(void **state)
     gh_rest_resp_cleanup(NULL);
 }
 
+/* Requests that cannot be valid are refused before anything is sent, with
+ * a message naming the problem. */
+static void test_invalid_requests_refused(void **state)
+{
+    (void)state;
+    const struct canned script[] = {{200, NULL, "{}", 0, 0}};
+    struct srv *s = srv_start(script, 1);
+    struct gh_rest *r = client(s, 0, 0, 2000, NULL);
+    struct gh_rest_resp resp;
+    struct gh_rest_req q;
+    char longpath[400], key[16];
+    static const struct {
+        const char *method, *path, *body, *ctype;
+        size_t body_len;
+        const char *want;
+    } bad[] = {
+        {NULL, "/x", NULL, NULL, 0, "method must be GET"},
+        {"TRACE", "/x", NULL, NULL, 0, "method must be GET"},
+        {"GET", NULL, NULL, NULL, 0, "path must start with '/'"},
+        {"GET", "x", NULL, NULL, 0, "path must start with '/'"},
+        {"GET", "/a b", NULL, NULL, 0, "path must start with '/'"},
+        {"GET", "/a\r\nX-Evil: 1", NULL, NULL, 0, "path must start with '/'"},
+        {"POST", "/x", NULL, NULL, 5, "body_len without body"},
+        {"POST", "/x", "{}", "text/plain\r\nX-Evil: 1", 2, "bad content type"},
+    };
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        memset(&q, 0, sizeof(q));
+        q.method = bad[i].method;
+        q.path = bad[i].path;
+        q.body = bad[i].body;
+        q.body_len = bad[i].body_len;
+        q.content_type = bad[i].ctype;
+        assert_int_equal(gh_rest_do(r, &q, &resp), GH_EINVAL);
+        if (strstr(resp.error, bad[i].want) == NULL)
+            fail_msg("case %zu: error \"%s\" lacks \"%s\"", i, resp.error, bad[i].want);
+        gh_rest_resp_cleanup(&resp);
+        assert_int_equal(gh_rest_submit(r, &q, NULL, NULL), GH_EINVAL);
+    }
+    memset(longpath, 'a', sizeof(longpath) - 1);
+    longpath[0] = '/';
+    longpath[sizeof(longpath) - 1] = '\0';
+    assert_int_equal(do_req(r, "GET", longpath, NULL, &resp), GH_ETOOBIG);
+    assert_non_null(strstr(resp.error, "too long"));
+    gh_rest_resp_cleanup(&resp);
+    assert_int_equal(gh_rest_do(r, NULL, &resp), GH_EINVAL);
+    gh_rest_resp_cleanup(&resp);
+    assert_int_equal(gh_rest_do(r, &q, NULL), GH_EINVAL);
+    assert_int_equal(gh_rest_do(NULL, &q, &resp), GH_EINVAL);
+    assert_string_equal(resp.error, "no REST client");
+    gh_rest_resp_cleanup(&resp);
+    assert_int_equal(gh_rest_submit(NULL, &q, NULL, NULL), GH_EINVAL);
+    assert_int_equal(gh_rest_poll(NULL, 0), GH_EINVAL);
+    assert_int_equal(gh_rest_route_key("GET", "/channels/1", NULL, 10), GH_EINVAL);
+    assert_int_equal(gh_rest_route_key("GET", "/channels/1", key, 0), GH_EINVAL);
+    assert_int_equal(gh_rest_route_key("GET", "/channels/123/messages/456", key, sizeof(key)), GH_ETOOBIG);
+    assert_string_equal(key, "");
+    /* Nothing reached the server. */
+    assert_int_equal(srv_count(s), 0);
+    gh_rest_free(r);
+    srv_stop(s);
+}
+
+static void test_new_rejects_control_characters(void **state)
+{
+    (void)state;
+    struct gh_rest_opts o;
+
+    memset(&o, 0, sizeof(o));
+    o.api_base = "http://127.0.0.1:1/api\n/v10";
+    assert_null(gh_rest_new(&o));
+    o.api_base = "http://127.0.0.1:1/api/v10";
+    o.user_agent = "ua\r\nX-Evil: 1";
+    assert_null(gh_rest_new(&o));
+}
+
+/* A client freed with transfers still queued or running releases them
+ * without calling their callbacks. */
+static void test_free_with_transfers_in_flight(void **state)
+{
+    (void)state;
+    const struct canned script[] = {{200, NULL, "{}", 1, 2}};
+    struct srv *s = srv_start(script, 1);
+    struct gh_rest *r = client(s, 0, 0, 5000, NULL);
+    struct cb_result res1, res2;
+    struct gh_rest_req q;
+
+    memset(&res1, 0, sizeof(res1));
+    memset(&res2, 0, sizeof(res2));
+    memset(&q, 0, sizeof(q));
+    q.method = "GET";
+    q.path = "/channels/1";
+    assert_int_equal(gh_rest_submit(r, &q, on_done, &res1), GH_OK);
+    q.path = "/channels/2";
+    assert_int_equal(gh_rest_submit(r, &q, on_done, &res2), GH_OK);
+    /* Both are sent and hang: still pending. */
+    assert_int_equal(gh_rest_poll(r, 200), 2);
+    assert_true(srv_count(s) >= 1);
+    gh_rest_free(r);
+    assert_int_equal(res1.calls, 0);
+    assert_int_equal(res2.calls, 0);
+    srv_stop(s);
+}
+
+/* Error bodies of every shape end up in resp.error without guessing. */
+static void test_error_body_shapes(void **state)
+{
+    (void)state;
+    const struct canned script[] = {
+        {400, NULL, "{\"message\":\"Bad thing\"}", 0, 0},
+        {400, NULL, "[1,2]", 0, 0},
+        {400, NULL, "not json at all", 0, 0},
+        {400, NULL,
+         "{\"code\":50035,\"message\":\"Invalid Form Body\",\"errors\":{\"content\":{\"_errors\":[{\"code\":"
+         "\"BASE_TYPE_MAX_LENGTH\",\"message\":\"Must be 2000 or fewer in length.\"}]}}}",
+         0, 0},
+        {409, NULL, "", 0, 0},
+    };
+    struct srv *s = srv_start(script, 5);
+    struct gh_rest *r = client(s, 0, 0, 2000, NULL);
+    struct gh_rest_resp resp;
+
+    assert_int_equal(do_req(r, "POST", "/channels/40/messages", "{}", &resp), GH_EDISCORD);
+    assert_string_equal(resp.error, "Discord answered 400: Bad thing");
+    assert_int_equal(resp.discord_code, 0);
+    gh_rest_resp_cleanup(&resp);
+    assert_int_equal(do_req(r, "POST", "/channels/40/messages", "{}", &resp), GH_EDISCORD);
+    assert_string_equal(resp.error, "Discord answered 400");
+    gh_rest_resp_cleanup(&resp);
+    assert_int_equal(do_req(r, "POST", "/channels/40/messages", "{}", &resp), GH_EDISCORD);
+    assert_string_equal(resp.error, "Discord answered 400");
+    assert_string_equal(resp.body, "not json at all");
+    gh_rest_resp_cleanup(&resp);
+    assert_int_equal(do_req(r, "POST", "/channels/40/messages", "{}", &resp), GH_EDISCORD);
+    assert_string_equal(resp.error,
+                        "Discord answered 400: Invalid Form Body (content: Must be 2000 or fewer in "
+                        "length.) (code 50035)");
+    assert_int_equal(resp.discord_code, 50035);
+    gh_rest_resp_cleanup(&resp);
+    assert_int_equal(do_req(r, "DELETE", "/channels/40/messages/1", NULL, &resp), GH_EDISCORD);
+    assert_int_equal(resp.status, 409);
+    assert_non_null(resp.body); /* an empty body is "" , never NULL */
+    assert_string_equal(resp.body, "");
+    gh_rest_resp_cleanup(&resp);
+    gh_rest_free(r);
+    srv_stop(s);
+}
+
+/* Without retry_after in the body, the wait comes from Retry-After, then
+ * X-RateLimit-Reset-After, then one second. */
+static void test_429_wait_sources(void **state)
+{
+    (void)state;
+    const struct canned script[] = {
+        {429, "Retry-After: 0.05\r\n", "{}", 0, 0},
+        {200, NULL, "{}", 0, 0},
+        {429, "X-RateLimit-Reset-After: 0.05\r\n", "", 0, 0},
+        {200, NULL, "{}", 0, 0},
+        {429, NULL, "{\"message\":\"slow down\",\"global\":true}", 0, 0},
+    };
+    struct srv *s = srv_start(script, 5);
+    struct gh_rest *r = client(s, 3, 500, 2000, NULL);
+    struct gh_rest_resp resp;
+    int64_t t0 = __real_gh_mono_ms();
+
+    assert_int_equal(do_req(r, "POST", "/channels/41/messages", "{}", &resp), GH_OK);
+    gh_rest_resp_cleanup(&resp);
+    assert_int_equal(do_req(r, "POST", "/channels/42/messages", "{}", &resp), GH_OK);
+    gh_rest_resp_cleanup(&resp);
+    assert_true(__real_gh_mono_ms() - t0 >= 90);
+    assert_true(__real_gh_mono_ms() - t0 < 900);
+    /* Nothing said: one second, more than this client waits; global from the body. */
+    assert_int_equal(do_req(r, "POST", "/channels/43/messages", "{}", &resp), GH_ERATELIMIT);
+    assert_true(resp.retry_after > 0.99 && resp.retry_after < 1.01);
+    assert_non_null(strstr(resp.error, "global"));
+    gh_rest_resp_cleanup(&resp);
+    assert_int_equal(srv_count(s), 5);
+    gh_rest_free(r);
+    srv_stop(s);
+}
+
+/* A body larger than the first buffer arrives whole; a URL longer than
+ * the client builds is refused before sending. */
+static void test_large_body_and_long_url(void **state)
+{
+    (void)state;
+    static char big[6002];
+    const struct canned script[] = {{200, NULL, big, 0, 0}};
+    struct srv *s;
+    struct gh_rest *r;
+    struct gh_rest_resp resp;
+    char path[2300];
+
+    big[0] = '"';
+    memset(big + 1, 'b', 5999);
+    big[6000] = '"';
+    big[6001] = '\0';
+    s = srv_start(script, 1);
+    r = client(s, 0, 0, 2000, NULL);
+    assert_int_equal(do_req(r, "GET", "/channels/50", NULL, &resp), GH_OK);
+    assert_int_equal(resp.body_len, 6001);
+    assert_string_equal(resp.body, big);
+    gh_rest_resp_cleanup(&resp);
+
+    /* The query is not part of the route key, so only the URL is too long. */
+    snprintf(path, sizeof path, "/channels/51?q=%02100d", 7);
+    assert_int_equal(do_req(r, "GET", path, NULL, &resp), GH_EINVAL);
+    assert_string_equal(resp.error, "invalid request: URL too long");
+    gh_rest_resp_cleanup(&resp);
+    assert_int_equal(srv_count(s), 1);
+    gh_rest_free(r);
+    srv_stop(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1366,6 +1580,12 @@ int main(void)
         cmocka_unit_test(test_shared_state_through_redis),
         cmocka_unit_test(test_unauthorized_shared_through_redis),
         cmocka_unit_test(test_new_rejects_bad_opts),
+        cmocka_unit_test(test_invalid_requests_refused),
+        cmocka_unit_test(test_new_rejects_control_characters),
+        cmocka_unit_test(test_free_with_transfers_in_flight),
+        cmocka_unit_test(test_error_body_shapes),
+        cmocka_unit_test(test_429_wait_sources),
+        cmocka_unit_test(test_large_body_and_long_url),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -370,6 +370,170 @@ static void test_enabled_default(void **state)
     drop_guild(g);
 }
 
+static void test_argument_checks(void **state)
+{
+    struct gh_ctx ctx;
+    json_object *doc = NULL, *arr = json_tokener_parse("[1]"), *obj = json_object_new_object();
+    int version = 0, nv = 0;
+
+    (void)state;
+    memset(&ctx, 0, sizeof(ctx));
+    assert_int_equal(gh_settings_get(NULL, 1, "core", &doc, &version), GH_EINVAL);
+    assert_int_equal(gh_settings_get(&ctx, 0, "core", &doc, &version), GH_EINVAL);
+    assert_int_equal(gh_settings_get(&ctx, 1, NULL, &doc, &version), GH_EINVAL);
+    assert_int_equal(gh_settings_get(&ctx, 1, "Core", &doc, &version), GH_EINVAL);
+    assert_int_equal(gh_settings_get(&ctx, 1, "9core", &doc, &version), GH_EINVAL);
+    assert_int_equal(gh_settings_get(&ctx, 1, "co-re", &doc, &version), GH_EINVAL);
+    assert_int_equal(gh_settings_get(&ctx, 1, "abcdefghijklmnopqrstuvwxyz_0123456789", &doc, &version),
+                     GH_EINVAL);
+    assert_int_equal(gh_settings_get(&ctx, 1, "core", NULL, &version), GH_EINVAL);
+    assert_int_equal(gh_settings_get(&ctx, 1, "core", &doc, NULL), GH_EINVAL);
+    assert_int_equal(gh_settings_put(NULL, 1, "core", obj, 1, -1, &nv), GH_EINVAL);
+    assert_int_equal(gh_settings_put(&ctx, 1, "core", arr, 1, -1, &nv), GH_EINVAL);
+    assert_int_equal(gh_settings_put(&ctx, 1, "core", NULL, 1, -1, &nv), GH_EINVAL);
+    assert_int_equal(gh_settings_put(&ctx, 1, "core", obj, 1, -2, &nv), GH_EINVAL);
+    /* No PostgreSQL and no Redis: nothing can be written or read. */
+    assert_int_equal(gh_settings_put(&ctx, 1, "core", obj, 1, -1, &nv), GH_EPG);
+    assert_int_equal(gh_settings_get(&ctx, 1, "core", &doc, &version), GH_EPG);
+    assert_null(doc);
+    assert_int_equal(gh_settings_feature_enabled(NULL, 1, "core", 1), 1);
+    assert_int_equal(gh_settings_feature_enabled(&ctx, 1, "core", 0), 0);
+    gh_settings_invalidate(NULL, 1, "core"); /* no-op, must not crash */
+    json_object_put(arr);
+    json_object_put(obj);
+}
+
+static void test_malformed_cache_is_replaced(void **state)
+{
+    NEED_STORES();
+    static const char *const bad[] = {"not json", "{\"v\":\"1\",\"doc\":{}}", "{\"v\":1,\"doc\":[]}",
+                                      "{\"v\":1}"};
+    struct gh_ctx ctx;
+    uint64_t g = new_guild(1);
+    json_object *a = doc_of("{\"k\":\"good\"}"), *doc = NULL;
+    redisReply *rep;
+    int nv = 0, version = 0;
+    size_t i;
+
+    (void)state;
+    ctx_init(&ctx, redis);
+    assert_int_equal(gh_settings_put(&ctx, g, "testfeat", a, 111, -1, &nv), GH_OK);
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        freeReplyObject(
+            gh_redis_cmd(redis, "SET bot:{%llu}:settings:testfeat %s", (unsigned long long)g, bad[i]));
+        assert_int_equal(gh_settings_get(&ctx, g, "testfeat", &doc, &version), GH_OK);
+        assert_int_equal(version, 1);
+        assert_doc(doc, "{\"k\":\"good\"}");
+        json_object_put(doc);
+        doc = NULL;
+        /* The bad copy was replaced by the stored document. */
+        rep = gh_redis_cmd(redis, "GET bot:{%llu}:settings:testfeat", (unsigned long long)g);
+        assert_non_null(rep);
+        assert_int_equal(rep->type, REDIS_REPLY_STRING);
+        assert_non_null(strstr(rep->str, "\"v\":1"));
+        assert_non_null(strstr(rep->str, "good"));
+        freeReplyObject(rep);
+    }
+    /* A cache key of the wrong type: PostgreSQL answers, the key is left alone. */
+    freeReplyObject(gh_redis_cmd(redis, "DEL bot:{%llu}:settings:testfeat", (unsigned long long)g));
+    freeReplyObject(gh_redis_cmd(redis, "LPUSH bot:{%llu}:settings:testfeat x", (unsigned long long)g));
+    assert_int_equal(gh_settings_get(&ctx, g, "testfeat", &doc, &version), GH_OK);
+    assert_doc(doc, "{\"k\":\"good\"}");
+    json_object_put(doc);
+    freeReplyObject(gh_redis_cmd(redis, "DEL bot:{%llu}:settings:testfeat", (unsigned long long)g));
+    json_object_put(a);
+    drop_guild(g);
+}
+
+/* The table itself refuses a document that is not an object, so a reader
+ * never meets one: the row is not written and the read stays empty. */
+static void test_stored_document_not_object(void **state)
+{
+    NEED_STORES();
+    struct gh_ctx ctx;
+    uint64_t g = new_guild(1);
+    char id[24];
+    const char *params[1] = {id};
+    json_object *doc = NULL;
+    int version = -1;
+
+    (void)state;
+    ctx_init(&ctx, NULL);
+    snprintf(id, sizeof(id), "%llu", (unsigned long long)g);
+    assert_int_equal(gh_pg_command(pg,
+                                   "INSERT INTO guild_settings (guild_id, feature, document, version) "
+                                   "VALUES ($1, 'testfeat', '[1,2]'::jsonb, 3)",
+                                   1, params),
+                     GH_EPG);
+    assert_string_equal(gh_pg_sqlstate(pg), "23514"); /* check_violation */
+    assert_int_equal(gh_settings_get(&ctx, g, "testfeat", &doc, &version), GH_OK);
+    assert_int_equal(version, 0);
+    assert_doc(doc, "{}");
+    json_object_put(doc);
+    drop_guild(g);
+}
+
+static void test_unconditional_update_and_no_actor(void **state)
+{
+    NEED_STORES();
+    struct gh_ctx ctx;
+    uint64_t g = new_guild(1);
+    json_object *a = doc_of("{\"n\":1}"), *b = doc_of("{\"n\":2}");
+    char id[24];
+    const char *params[1] = {id};
+    PGresult *res;
+    int nv = 0;
+
+    (void)state;
+    ctx_init(&ctx, redis);
+    ctx.log.corr[0] = '\0';
+    assert_int_equal(gh_settings_put(&ctx, g, "testfeat", a, 0, -1, &nv), GH_OK);
+    assert_int_equal(nv, 1);
+    assert_int_equal(gh_settings_put(&ctx, g, "testfeat", b, 0, -1, NULL), GH_OK);
+    assert_int_equal(gh_settings_put(&ctx, g, "testfeat", a, 5, -1, &nv), GH_OK);
+    assert_int_equal(nv, 3);
+    snprintf(id, sizeof(id), "%llu", (unsigned long long)g);
+    res = gh_pg_exec(pg, "SELECT count(*), count(actor_id), count(corr) FROM audit_log WHERE guild_id = $1",
+                     1, params);
+    assert_non_null(res);
+    assert_string_equal(PQgetvalue(res, 0, 0), "3");
+    assert_string_equal(PQgetvalue(res, 0, 1), "1"); /* no actor: NULL, not 0 */
+    assert_string_equal(PQgetvalue(res, 0, 2), "0"); /* no correlation id: NULL */
+    PQclear(res);
+    json_object_put(a);
+    json_object_put(b);
+    drop_guild(g);
+}
+
+static void test_pg_down_put_fails(void **state)
+{
+    NEED_STORES();
+    struct gh_ctx ctx;
+    struct gh_pg *dead = gh_pg_new("postgresql://guildhall:guildhall@127.0.0.1:1/guildhall", 5000, NULL);
+    json_object *a = doc_of("{\"n\":1}"), *doc = NULL;
+    int nv = 0, version = 0;
+
+    (void)state;
+    ctx_init(&ctx, redis);
+    ctx.pg = dead;
+    assert_int_equal(gh_settings_put(&ctx, 4242, "testfeat", a, 1, -1, &nv), GH_EPG);
+    freeReplyObject(
+        gh_redis_cmd(redis, "DEL bot:{4242}:settings:testfeat bot:{4242}:settings:testfeat:fill"));
+    assert_int_equal(gh_settings_get(&ctx, 4242, "testfeat", &doc, &version), GH_EPG);
+    assert_null(doc);
+    /* No cache entry was written for a read that failed. */
+    {
+        redisReply *rep = gh_redis_cmd(redis, "EXISTS bot:{4242}:settings:testfeat");
+
+        assert_non_null(rep);
+        assert_int_equal(rep->integer, 0);
+        freeReplyObject(rep);
+    }
+    freeReplyObject(gh_redis_cmd(redis, "DEL bot:{4242}:settings:testfeat:fill"));
+    json_object_put(a);
+    gh_pg_free(dead);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -381,6 +545,11 @@ int main(void)
         cmocka_unit_test(test_audit_log_rows),
         cmocka_unit_test(test_unknown_guild),
         cmocka_unit_test(test_enabled_default),
+        cmocka_unit_test(test_argument_checks),
+        cmocka_unit_test(test_malformed_cache_is_replaced),
+        cmocka_unit_test(test_stored_document_not_object),
+        cmocka_unit_test(test_unconditional_update_and_no_actor),
+        cmocka_unit_test(test_pg_down_put_fails),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);

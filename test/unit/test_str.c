@@ -55,6 +55,12 @@ static void numbers(void **state)
     assert_int_equal(gh_cstr_to_i64("9223372036854775808", &i), GH_EINVAL);
     assert_int_equal(gh_cstr_to_i64("-", &i), GH_EINVAL);
     assert_int_equal(gh_cstr_to_i64("1.5", &i), GH_EINVAL);
+    assert_int_equal(gh_cstr_to_i64(NULL, &i), GH_EINVAL);
+    assert_int_equal(gh_cstr_to_i64("-9223372036854775809", &i), GH_EINVAL);
+    assert_true(i == INT64_MAX); /* untouched by the refused values since */
+    assert_int_equal(gh_cstr_to_i64("-5", NULL), GH_OK);
+    assert_int_equal(gh_cstr_to_i64("5", NULL), GH_OK);
+    gh_buf_cleanup(NULL);
 }
 
 static void buf_grows_and_stays_terminated(void **state)

@@ -21,6 +21,7 @@
 #include <cmocka.h>
 #include <json-c/json.h>
 
+#include "core/arena.h"
 #include "core/config.h"
 #include "core/ctx.h"
 #include "core/err.h"
@@ -116,11 +117,28 @@ static int ctx_open(struct gh_ctx *ctx, void *arg)
     return ctx->redis ? GH_OK : GH_ECONFIG;
 }
 
+/* Forked worker processes end with _exit(status) right after closing their
+ * services, which skips the writing of coverage counters. Here a forked
+ * process leaves with exit() and the status the worker would have used
+ * (0 after a normal run, 2 when its services could not be set up), so a
+ * --coverage build records what the children ran. stdout is unbuffered
+ * (main), so no inherited output is written twice. */
+static pid_t test_pid;
+
 static void ctx_close(struct gh_ctx *ctx, void *arg)
 {
+    int opened = ctx->redis != NULL;
+
     (void)arg;
     gh_redis_free(ctx->redis);
     ctx->redis = NULL;
+    if (getpid() != test_pid) {
+#if defined(__SANITIZE_ADDRESS__)
+        _exit(opened ? 0 : 2); /* no counters here, and LeakSanitizer stays out of forked children */
+#else
+        exit(opened ? 0 : 2);
+#endif
+    }
 }
 
 static void clean(struct gh_ctx *ctx)
@@ -456,6 +474,199 @@ static void test_bad_options(void **state)
     assert_string_equal(gh_job_outcome_name(GH_JOB_DEAD), "dead");
 }
 
+/* ---- more edges -------------------------------------------------------------- */
+
+static void test_names_and_arguments(void **state)
+{
+    struct gh_job job;
+    struct gh_job_result res;
+    struct gh_ctx c;
+
+    (void)state;
+    assert_string_equal(gh_job_outcome_name(GH_JOB_DONE), "done");
+    assert_string_equal(gh_job_outcome_name(GH_JOB_RETRY), "retry");
+    assert_string_equal(gh_job_outcome_name((enum gh_job_outcome)99), "unknown");
+    memset(&job, 0, sizeof(job));
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(gh_worker_run_job(NULL, queue, &job, lookup, &res), GH_EINVAL);
+    assert_int_equal(gh_worker_run_job(&c, queue, NULL, lookup, &res), GH_EINVAL);
+    assert_int_equal(gh_worker_run_job(&c, queue, &job, lookup, NULL), GH_EINVAL);
+    assert_int_equal(gh_worker_step(NULL, queue, 0, lookup, &res), GH_EINVAL);
+    assert_int_equal(gh_worker_step(&c, queue, 0, lookup, NULL), GH_EINVAL);
+}
+
+/* The job ran, but recording the outcome failed: the result says so, and
+ * the per-request arena is reset either way. */
+static void test_outcome_not_recorded_and_arena_reset(void **state)
+{
+    struct gh_ctx *ctx = *state;
+    struct gh_arena arena;
+    struct gh_job job;
+    struct gh_job_result res;
+
+    NEED_REDIS(ctx);
+    gh_arena_init(&arena, 4096, 1 << 20);
+    ctx->arena = &arena;
+    assert_non_null(gh_arena_strdup(&arena, "left over from an earlier request"));
+    assert_true(arena.used > 0);
+    memset(&job, 0, sizeof(job));
+    snprintf(job.id, sizeof(job.id), "t:ok:never-popped");
+    snprintf(job.kind, sizeof(job.kind), "test:ok");
+    job.attempt = 1;
+    job.raw = strdup("{\"id\":\"t:ok:never-popped\",\"kind\":\"test:ok\"}");
+    /* NULL queue: the default queue, where this job is not in processing. */
+    assert_int_equal(gh_worker_run_job(ctx, NULL, &job, lookup, &res), GH_OK);
+    assert_int_equal(res.outcome, GH_JOB_DONE);
+    assert_int_equal(res.queue_rc, GH_ENOTFOUND);
+    assert_int_equal(ok_calls, 1);
+    assert_int_equal(arena.used, 0);
+    ctx->arena = NULL;
+    gh_arena_cleanup(&arena);
+    gh_job_cleanup(&job);
+}
+
+static void test_drain_skips_malformed_and_stops_on_timeout(void **state)
+{
+    struct gh_ctx *ctx = *state;
+    char ready[256];
+    int ran = -1;
+
+    NEED_REDIS(ctx);
+    gh_key_queue(ready, sizeof(ready), gh_queue_partition(queue), queue, "ready");
+    enqueue(ctx, "t:ok:m1", "test:ok", 0, NULL, 0);
+    freeReplyObject(gh_redis_cmd(ctx->redis, "LPUSH %s %s", ready, "{broken")); /* popped second */
+    assert_int_equal(gh_worker_drain(ctx, queue, lookup, &ran), GH_OK);
+    assert_int_equal(ran, 1);
+    assert_int_equal(ok_calls, 1);
+    assert_int_equal(len(ctx, "dead"), 1);
+    /* An interrupted job ends the drain: the process must start clean. */
+    enqueue(ctx, "t:slow:m2", "test:slow", 0, NULL, 0);
+    enqueue(ctx, "t:ok:m3", "test:ok", 0, NULL, 0);
+    assert_int_equal(gh_worker_drain(ctx, queue, lookup, &ran), GH_ETIMEOUT);
+    assert_int_equal(ran, 1);
+    assert_int_equal(ok_calls, 1); /* the job behind it waits for a fresh process */
+    assert_int_equal(len(ctx, "ready"), 2);
+}
+
+static int open_fails(struct gh_ctx *ctx, void *arg)
+{
+    (void)arg;
+    memset(ctx, 0, sizeof(*ctx));
+    gh_logger_init(&ctx->log, &sink, "test-worker");
+    return GH_ECONFIG;
+}
+
+static int open_dead_redis(struct gh_ctx *ctx, void *arg)
+{
+    (void)arg;
+    memset(ctx, 0, sizeof(*ctx));
+    gh_logger_init(&ctx->log, &sink, "test-worker");
+    ctx->redis = gh_redis_new("redis://127.0.0.1:1/0", 200, &ctx->log);
+    return GH_OK;
+}
+
+static void test_once_failures(void **state)
+{
+    struct gh_worker_opts o = opts(1, 1);
+
+    (void)state;
+    o.ctx_open = open_fails;
+    o.ctx_close = NULL;
+    assert_int_equal(gh_worker_run(&o), 1);
+    o.ctx_open = open_dead_redis;
+    o.ctx_close = ctx_close;
+    assert_int_equal(gh_worker_run(&o), 1);
+}
+
+/* Children that cannot set up are respawned, at most once a second; the
+ * parent keeps supervising. Each child's attempt is a line in a file. */
+static pid_t parent_pid;
+static char attempts_path[128];
+
+static int open_fails_in_child(struct gh_ctx *ctx, void *arg)
+{
+    FILE *f;
+
+    if (getpid() == parent_pid)
+        return ctx_open(ctx, arg);
+    memset(ctx, 0, sizeof(*ctx));
+    f = fopen(attempts_path, "a");
+    if (f) {
+        fputs("x\n", f);
+        fclose(f);
+    }
+    return GH_ECONFIG;
+}
+
+static void test_failing_children_respawned(void **state)
+{
+    struct gh_ctx *ctx = *state;
+    struct gh_worker_opts o = opts(0, 3);
+    char line[16];
+    int n = 0;
+    FILE *f;
+
+    NEED_REDIS(ctx);
+    parent_pid = getpid();
+    snprintf(attempts_path, sizeof(attempts_path), "/tmp/gh-test-worker-%d.attempts", (int)getpid());
+    unlink(attempts_path);
+    o.concurrency = 1;
+    o.ctx_open = open_fails_in_child;
+    assert_int_equal(gh_worker_run(&o), 0);
+    f = fopen(attempts_path, "r");
+    assert_non_null(f);
+    while (fgets(line, sizeof(line), f))
+        n++;
+    fclose(f);
+    unlink(attempts_path);
+    /* First spawn at 0 s, respawns until 1 s before the end, once a second. */
+    assert_true(n >= 2);
+    assert_true(n <= 3);
+}
+
+static int run_hang(struct gh_ctx *ctx, const struct gh_job *job)
+{
+    struct timespec ts = {20, 0};
+    (void)ctx;
+    (void)job;
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+    return GH_OK;
+}
+
+static const struct gh_job_kind hang_kind = {.kind = "test:hang", .run = run_hang, .timeout_s = 60};
+
+static const struct gh_job_kind *lookup_hang(const char *kind, const struct gh_feature **feature)
+{
+    if (strcmp(kind, "test:hang") == 0) {
+        if (feature)
+            *feature = NULL;
+        return &hang_kind;
+    }
+    return lookup(kind, feature);
+}
+
+/* A job that outlives the run and the grace period is killed; the lease
+ * keeps it in processing for a later run. */
+static void test_grace_period_kill(void **state)
+{
+    struct gh_ctx *ctx = *state;
+    struct gh_worker_opts o = opts(0, 1);
+    int64_t t0;
+
+    NEED_REDIS(ctx);
+    enqueue(ctx, "t:hang:g1", "test:hang", 0, NULL, 0);
+    o.concurrency = 1;
+    o.grace_s = 1;
+    o.lookup = lookup_hang;
+    t0 = gh_mono_ms();
+    assert_int_equal(gh_worker_run(&o), 0);
+    assert_true(gh_mono_ms() - t0 >= 1900);
+    assert_true(gh_mono_ms() - t0 < 8000);
+    assert_int_equal(len(ctx, "processing"), 1);
+    assert_int_equal(len(ctx, "ready"), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -471,8 +682,16 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_run_forked_children, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_pickup_and_sigterm, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_options, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_names_and_arguments, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_outcome_not_recorded_and_arena_reset, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drain_skips_malformed_and_stops_on_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_once_failures, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failing_children_respawned, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_grace_period_kill, setup, teardown),
     };
 
+    test_pid = getpid();
+    setvbuf(stdout, NULL, _IONBF, 0);
     snprintf(queue, sizeof(queue), "test-worker-%d", (int)getpid());
     snprintf(count_key, sizeof(count_key), "bot:{global}:test:worker-count-%d", (int)getpid());
     gh_log_sink_init(&sink, "test", GH_LOG_CRIT, NULL, 0, 0);
