@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "app/app.h"
 #include "core/config.h"
 #include "core/ctx.h"
 #include "core/err.h"
@@ -23,12 +24,6 @@
 #include "web/prefork.h"
 
 #define MAX_RESP_BYTES ((size_t)4 << 20)
-
-struct app {
-    struct gh_config cfg;
-    struct gh_log_sink sink;
-    int64_t started_ms;
-};
 
 typedef void (*route_fn)(struct gh_ctx *ctx, const struct gh_http_req *req, struct gh_http_resp *resp);
 
@@ -83,10 +78,8 @@ static const struct {
     {"/metrics", metrics},
 };
 
-static void handle(const struct gh_http_req *req, struct gh_http_resp *resp, void *arg)
+static void handle(struct gh_ctx *ctx, const struct gh_http_req *req, struct gh_http_resp *resp)
 {
-    struct gh_ctx *ctx = arg;
-    ctx->arena = req->arena;
     gh_logger_new_corr(&ctx->log);
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
         if (strcmp(req->path, routes[i].path) != 0)
@@ -97,89 +90,21 @@ static void handle(const struct gh_http_req *req, struct gh_http_resp *resp, voi
         } else {
             routes[i].get(ctx, req, resp);
         }
-        goto out;
+        return;
     }
     gh_http_error(resp, 404, "not_found", "no such endpoint");
-out:
-    ctx->arena = NULL;
-}
-
-static int child_main(int listen_fd, void *arg)
-{
-    struct app *app = arg;
-    const struct gh_config *cfg = &app->cfg;
-    struct gh_ctx ctx;
-    int rc = 1;
-
-    memset(&ctx, 0, sizeof(ctx));
-    gh_logger_init(&ctx.log, &app->sink, "api");
-    ctx.cfg = cfg;
-    ctx.queue = GH_QUEUE_DEFAULT;
-    ctx.started_ms = app->started_ms;
-    ctx.version = GH_VERSION;
-    ctx.pg = gh_pg_new(cfg->database_url, cfg->pg_statement_timeout_ms, &ctx.log);
-    ctx.redis = gh_redis_new(cfg->redis_url, cfg->redis_timeout_ms, &ctx.log);
-    if (!ctx.pg || !ctx.redis) {
-        GH_CRIT(&ctx.log, "cannot set up the %s client", ctx.pg ? "Redis" : "PostgreSQL");
-        goto out;
-    }
-    struct gh_fcgi_opts fo = {
-        .listen_fd = listen_fd,
-        .max_body = cfg->max_body_bytes,
-        .max_resp = MAX_RESP_BYTES,
-        .handler = handle,
-        .arg = &ctx,
-        .log = &ctx.log,
-    };
-    rc = gh_fcgi_serve_opts(&fo) == GH_OK ? 0 : 1;
-out:
-    gh_redis_free(ctx.redis);
-    gh_pg_free(ctx.pg);
-    return rc;
 }
 
 int main(void)
 {
-    static struct app app; /* outlives every child: they borrow it */
-    struct gh_logger log;
-    enum gh_log_level level = GH_LOG_INFO;
-    char pid_file[600];
-
-    app.started_ms = gh_now_ms();
-    gh_config_load_or_die(&app.cfg, GH_SVC_API, "guildhall-api");
-    if (gh_log_level_parse(app.cfg.log_level, &level) != GH_OK)
-        level = GH_LOG_INFO;
-    if (gh_log_sink_init(&app.sink, "api", level, app.cfg.log_file, app.cfg.log_max_bytes,
-                         app.cfg.log_max_files) != GH_OK) {
-        (void)fprintf(stderr, "guildhall-api: LOG_FILE: cannot open '%s'; logging to stderr\n",
-                      app.cfg.log_file);
-        gh_log_sink_init(&app.sink, "api", level, NULL, 0, 0);
-    }
-    gh_config_register_secrets(&app.cfg, &app.sink);
-    gh_logger_init(&log, &app.sink, "prefork");
-
-    if (!app.cfg.fcgi_socket[0]) {
-        (void)fprintf(stderr,
-                      "guildhall-api: FCGI_SOCKET: missing (the unix socket path nginx connects to)\n");
-        return 2;
-    }
-    pid_file[0] = '\0';
-    if (app.cfg.run_dir[0] &&
-        gh_snprintf(pid_file, sizeof(pid_file), "%s/api.pid", app.cfg.run_dir) != GH_OK) {
-        (void)fprintf(stderr, "guildhall-api: GH_RUN_DIR: path too long\n");
-        return 2;
-    }
-    struct gh_prefork_opts po = {
-        .socket_path = app.cfg.fcgi_socket,
-        .backlog = app.cfg.fcgi_backlog,
-        .children = gh_prefork_size(app.cfg.fcgi_children, app.cfg.pg_pool_min, app.cfg.pg_pool_max),
-        .child_main = child_main,
-        .arg = &app,
-        .log = &log,
-        .pid_file = pid_file[0] ? pid_file : NULL,
+    static const struct gh_app_fcgi spec = {
+        .service = GH_SVC_API,
+        .name = "api",
+        .progname = "guildhall-api",
+        .handler = handle,
+        .rest_max_wait_ms = 0,
+        .max_resp = MAX_RESP_BYTES,
     };
-    GH_INFO(&log, "guildhall-api %s starting", GH_VERSION);
-    int rc = gh_prefork_run(&po);
-    gh_log_sink_cleanup(&app.sink);
-    return rc == 0 ? 0 : 1;
+
+    return gh_app_fcgi_main(&spec);
 }

@@ -13,6 +13,10 @@
 #include "store/pg.h"
 #include "store/queue.h"
 #include "store/redis.h"
+#include "web/fcgi.h"
+#include "web/http.h"
+#include "web/metrics.h"
+#include "web/prefork.h"
 
 #define ARENA_CHUNK ((size_t)64 * 1024)
 #define ARENA_CAP ((size_t)16 * 1024 * 1024)
@@ -96,4 +100,94 @@ void gh_app_ctx_close(struct gh_ctx *ctx)
     gh_redis_free(ctx->redis);
     gh_pg_free(ctx->pg);
     memset(ctx, 0, sizeof(*ctx));
+}
+
+/* One child of a FastCGI master: its own services, then the accept loop. */
+struct fcgi_child {
+    const struct gh_app_fcgi *spec;
+    struct gh_app *app;
+    struct gh_ctx ctx;
+};
+
+static void fcgi_handle(const struct gh_http_req *req, struct gh_http_resp *resp, void *arg)
+{
+    struct fcgi_child *c = arg;
+
+    c->ctx.arena = req->arena;
+    c->spec->handler(&c->ctx, req, resp);
+    c->ctx.arena = NULL;
+}
+
+/* Between requests: send the counters requests deferred (gh_metrics_defer);
+ * kept for the next tick while Redis is down. */
+static void fcgi_tick(void *arg)
+{
+    struct fcgi_child *c = arg;
+
+    (void)gh_metrics_flush(c->ctx.redis);
+}
+
+static int fcgi_child_main(int listen_fd, void *arg)
+{
+    struct fcgi_child *c = arg;
+    const struct gh_config *cfg = &c->app->cfg;
+    int rc = 1;
+
+    if (gh_app_ctx_open(c->app, &c->ctx, c->spec->name, c->spec->rest_max_wait_ms, 0) != GH_OK)
+        goto out;
+    struct gh_fcgi_opts fo = {
+        .listen_fd = listen_fd,
+        .max_body = cfg->max_body_bytes,
+        .max_resp = c->spec->max_resp,
+        .handler = fcgi_handle,
+        .arg = c,
+        .log = &c->ctx.log,
+        .tick = fcgi_tick,
+        .tick_ms = GH_METRICS_FLUSH_MS,
+    };
+    rc = gh_fcgi_serve_opts(&fo) == GH_OK ? 0 : 1;
+    if (gh_metrics_flush(c->ctx.redis) != GH_OK && gh_metrics_pending() > 0)
+        GH_WARN(&c->ctx.log, "%d metric series not sent before exit (Redis unavailable)",
+                gh_metrics_pending());
+out:
+    gh_app_ctx_close(&c->ctx);
+    return rc;
+}
+
+int gh_app_fcgi_main(const struct gh_app_fcgi *spec)
+{
+    static struct gh_app app;       /* outlives every child: they borrow it */
+    static struct fcgi_child child; /* copied into each child by fork */
+    struct gh_logger log;
+    char pid_file[600];
+    int rc;
+
+    gh_app_boot(&app, spec->service, spec->name, spec->progname);
+    gh_logger_init(&log, &app.sink, "prefork");
+    if (!app.cfg.fcgi_socket[0]) {
+        (void)fprintf(stderr, "%s: FCGI_SOCKET: missing (the unix socket path nginx connects to)\n",
+                      spec->progname);
+        return 2;
+    }
+    pid_file[0] = '\0';
+    if (app.cfg.run_dir[0] &&
+        gh_snprintf(pid_file, sizeof(pid_file), "%s/%s.pid", app.cfg.run_dir, spec->name) != GH_OK) {
+        (void)fprintf(stderr, "%s: GH_RUN_DIR: path too long\n", spec->progname);
+        return 2;
+    }
+    child.spec = spec;
+    child.app = &app;
+    struct gh_prefork_opts po = {
+        .socket_path = app.cfg.fcgi_socket,
+        .backlog = app.cfg.fcgi_backlog,
+        .children = gh_prefork_size(app.cfg.fcgi_children, app.cfg.pg_pool_min, app.cfg.pg_pool_max),
+        .child_main = fcgi_child_main,
+        .arg = &child,
+        .log = &log,
+        .pid_file = pid_file[0] ? pid_file : NULL,
+    };
+    GH_INFO(&log, "%s %s starting", spec->progname, GH_VERSION);
+    rc = gh_prefork_run(&po);
+    gh_app_shutdown(&app);
+    return rc == 0 ? 0 : 1;
 }

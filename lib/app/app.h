@@ -41,4 +41,25 @@ int gh_app_ctx_open(const struct gh_app *app, struct gh_ctx *ctx, const char *co
 /* Frees what gh_app_ctx_open opened; safe on a partly opened ctx. */
 void gh_app_ctx_close(struct gh_ctx *ctx);
 
+struct gh_http_req;
+struct gh_http_resp;
+
+/* A FastCGI binary: what differs between guildhall-interactions and
+ * guildhall-api. Everything else (configuration, log, prefork master on
+ * FCGI_SOCKET, pid file <GH_RUN_DIR>/<name>.pid, one context per child,
+ * metrics sent about once a second and at exit) is gh_app_fcgi_main. */
+struct gh_app_fcgi {
+    unsigned service;     /* GH_SVC_* */
+    const char *name;     /* "interactions": log service, component, pid file */
+    const char *progname; /* "guildhall-interactions" */
+    /* Handles one request; ctx->arena is the request's arena during the call. */
+    void (*handler)(struct gh_ctx *ctx, const struct gh_http_req *req, struct gh_http_resp *resp);
+    int rest_max_wait_ms; /* see gh_app_ctx_open */
+    size_t max_resp;      /* response cap in bytes */
+};
+
+/* main() of a FastCGI binary. Returns the process exit status: 0 after a
+ * clean SIGTERM, 1 on a setup failure, 2 on a configuration error. */
+int gh_app_fcgi_main(const struct gh_app_fcgi *spec);
+
 #endif

@@ -1,5 +1,6 @@
 /* http.h - a request and response independent of FastCGI, so handlers and
- * routers are tested without a server. fcgi.c fills these from FCGX. */
+ * routers are tested without a server. fcgi.c (our FastCGI responder) fills
+ * these from the records nginx sends. */
 #ifndef GH_WEB_HTTP_H
 #define GH_WEB_HTTP_H
 

@@ -290,11 +290,31 @@ static int teardown(void **state)
 }
 
 /* Every case starts from an empty database. */
+/* Empties the backups folder, so each test counts only its own dumps (their
+ * names carry a timestamp: two tests a second apart would otherwise see each
+ * other's files). */
+static void clear_backups(void)
+{
+    DIR *d = opendir(backups);
+    struct dirent *e;
+    char path[700];
+
+    while (d && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", backups, e->d_name);
+        (void)unlink(path);
+    }
+    if (d)
+        closedir(d);
+}
+
 static int reset(void **state)
 {
     (void)state;
     if (!pg)
         return 0;
+    clear_backups();
     {
         PGresult *res = gh_pg_exec_script(pg, "DROP SCHEMA public CASCADE; CREATE SCHEMA public");
 
