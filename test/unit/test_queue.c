@@ -16,6 +16,7 @@
 #include <json-c/json.h>
 
 #include "core/err.h"
+#include "core/str.h"
 #include "core/timeutil.h"
 #include "store/queue.h"
 #include "store/redis.h"
@@ -42,11 +43,11 @@ static void url_with_db(const char *url, int db, char *out, size_t size)
 
 static void clear_queue(void)
 {
-    static const char *const kinds[] = {"ready", "processing", "dead"};
+    static const char *const kinds[] = {"ready", "processing", "dead", "delayed", "leases", "log"};
     char key[128];
     size_t i;
 
-    for (i = 0; i < 3; i++) {
+    for (i = 0; i < 6; i++) {
         gh_key_queue(key, sizeof(key), gh_queue_partition(queue), queue, kinds[i]);
         freeReplyObject(gh_redis_cmd(r, "DEL %s", key));
     }
@@ -168,6 +169,15 @@ static void test_pop_ack(void **state)
     json_object_put(payload);
 }
 
+static void take_due(struct gh_job *job)
+{
+    struct gh_queue_poll p = {.lease_ms = 5000, .max = 1, .wait_ms = 3000};
+    int n = 0;
+
+    assert_int_equal(gh_queue_take(r, queue, &p, job, &n), GH_OK);
+    assert_int_equal(n, 1);
+}
+
 static void test_fail_retry_dead(void **state)
 {
     NEED_REDIS();
@@ -184,29 +194,39 @@ static void test_fail_retry_dead(void **state)
     assert_int_equal(gh_queue_enqueue(r, queue, id, "test.fail", 0, NULL, 0), GH_OK);
     for (attempt = 1; attempt <= 3; attempt++) {
         char err[32];
+        int64_t retry_at = -1, before = gh_now_ms();
 
-        assert_int_equal(gh_queue_pop(r, queue, 1, &job), GH_OK);
+        take_due(&job); /* a retry waits in delayed until due: take waits for it */
         assert_int_equal(job.attempt, attempt);
         assert_true(job.guild_id == 0);
         snprintf(err, sizeof(err), "boom %d", attempt);
-        assert_int_equal(gh_queue_fail(r, queue, &job, 3, err), GH_OK);
+        assert_int_equal(gh_queue_fail_ex(r, queue, &job, 3, 100, err, NULL, &retry_at), GH_OK);
         assert_int_equal(gh_queue_len(r, queue, "processing"), 0);
-        assert_int_equal(gh_queue_len(r, queue, "ready"), attempt < 3 ? 1 : 0);
-        if (attempt < 3) { /* requeued with the error */
-            char ready[256];
+        assert_int_equal(gh_queue_len(r, queue, "leases"), 0);
+        assert_int_equal(gh_queue_len(r, queue, "ready"), 0);
+        assert_int_equal(gh_queue_len(r, queue, "delayed"), attempt < 3 ? 1 : 0);
+        if (attempt < 3) { /* delayed by the backoff of this attempt, with the error */
+            char delayed[256];
+            int64_t lo = 100LL << (attempt - 1);
 
-            gh_key_queue(ready, sizeof(ready), gh_queue_partition(queue), queue, "ready");
-            rep = gh_redis_cmd(r, "LINDEX %s 0", ready);
+            assert_true(retry_at >= before + lo / 2 && retry_at <= gh_now_ms() + lo);
+            gh_key_queue(delayed, sizeof(delayed), gh_queue_partition(queue), queue, "delayed");
+            rep = gh_redis_cmd(r, "ZRANGE %s 0 0", delayed);
             assert_non_null(rep);
-            assert_int_equal(rep->type, REDIS_REPLY_STRING);
-            assert_non_null(strstr(rep->str, err));
+            assert_int_equal(rep->elements, 1);
+            assert_non_null(strstr(rep->element[0]->str, err));
             freeReplyObject(rep);
+        } else {
+            assert_true(retry_at == 0);
         }
         /* Failing a job that is no longer in processing does nothing. */
         assert_int_equal(gh_queue_fail(r, queue, &job, 3, "again"), GH_ENOTFOUND);
         gh_job_cleanup(&job);
     }
     assert_int_equal(gh_queue_len(r, queue, "dead"), 1);
+    rep = gh_redis_cmd(r, "GET %s", key);
+    assert_string_equal(rep->str, "dead");
+    freeReplyObject(rep);
     gh_key_queue(key, sizeof(key), gh_queue_partition(queue), queue, "dead");
     rep = gh_redis_cmd(r, "LINDEX %s 0", key);
     assert_non_null(rep);
@@ -223,8 +243,236 @@ static void test_fail_retry_dead(void **state)
     assert_true(json_object_object_get_ex(dead, "attempt", &v));
     assert_int_equal(json_object_get_int(v), 3);
     json_object_put(dead);
+
+    /* Operators: list, retry (attempts reset), purge. */
+    {
+        json_object *arr = NULL;
+        long long moved = -1, removed = -1;
+
+        assert_int_equal(gh_queue_dead_list(r, queue, 10, &arr), GH_OK);
+        assert_int_equal(json_object_array_length(arr), 1);
+        json_object_put(arr);
+        assert_int_equal(gh_queue_dead_retry(r, queue, "no-such-id", &moved), GH_OK);
+        assert_int_equal(moved, 0);
+        assert_int_equal(gh_queue_dead_retry(r, queue, id, &moved), GH_OK);
+        assert_int_equal(moved, 1);
+        assert_int_equal(gh_queue_len(r, queue, "dead"), 0);
+        take_due(&job);
+        assert_string_equal(job.id, id);
+        assert_int_equal(job.attempt, 1);
+        assert_null(strstr(job.raw, "\"error\""));
+        assert_int_equal(gh_queue_fail(r, queue, &job, 1, "again dead"), GH_OK);
+        gh_job_cleanup(&job);
+        assert_int_equal(gh_queue_dead_purge(r, queue, &removed), GH_OK);
+        assert_int_equal(removed, 1);
+        assert_int_equal(gh_queue_len(r, queue, "dead"), 0);
+    }
     seen_key(id, key, sizeof(key));
     freeReplyObject(gh_redis_cmd(r, "DEL %s", key));
+}
+
+static void expect_state(const char *id, const char *state)
+{
+    char key[256];
+    redisReply *rep;
+
+    seen_key(id, key, sizeof(key));
+    rep = gh_redis_cmd(r, "GET %s", key);
+    assert_non_null(rep);
+    assert_int_equal(rep->type, REDIS_REPLY_STRING);
+    assert_string_equal(rep->str, state);
+    freeReplyObject(rep);
+}
+
+/* An id that is queued, running or done is not queued again. */
+static void test_dedupe_states(void **state)
+{
+    NEED_REDIS();
+    struct gh_job job;
+    char id[64];
+
+    (void)state;
+    snprintf(id, sizeof(id), "test:states:%d", (int)getpid());
+    assert_int_equal(gh_queue_enqueue(r, queue, id, "k", 0, NULL, 0), GH_OK);
+    expect_state(id, "queued");
+    assert_int_equal(gh_queue_enqueue(r, queue, id, "k", 0, NULL, 0), GH_EDUPLICATE);
+    take_due(&job);
+    expect_state(id, "running");
+    assert_int_equal(gh_queue_len(r, queue, "leases"), 1);
+    assert_int_equal(gh_queue_enqueue(r, queue, id, "k", 0, NULL, 0), GH_EDUPLICATE);
+    assert_int_equal(gh_queue_len(r, queue, "ready"), 0);
+    assert_int_equal(gh_queue_ack_ex(r, queue, &job, "done", "{\"x\":1}"), GH_OK);
+    expect_state(id, "done");
+    assert_int_equal(gh_queue_len(r, queue, "leases"), 0);
+    assert_int_equal(gh_queue_enqueue(r, queue, id, "k", 0, NULL, 0), GH_EDUPLICATE);
+    assert_int_equal(gh_queue_len(r, queue, "ready"), 0);
+    gh_job_cleanup(&job);
+    /* Delayed: queued too; its id is kept at least for the delay plus 24 h. */
+    snprintf(id, sizeof(id), "test:states-d:%d", (int)getpid());
+    assert_int_equal(gh_queue_enqueue_at(r, queue, id, "k", 0, NULL, 0, gh_now_ms() + 3600000), GH_OK);
+    assert_int_equal(gh_queue_enqueue(r, queue, id, "k", 0, NULL, 0), GH_EDUPLICATE);
+    assert_int_equal(gh_queue_len(r, queue, "delayed"), 1);
+    assert_int_equal(gh_queue_len(r, queue, "ready"), 0);
+    {
+        char key[256];
+        redisReply *rep;
+        seen_key(id, key, sizeof(key));
+        rep = gh_redis_cmd(r, "TTL %s", key);
+        assert_true(rep->integer > 86400 + 3500);
+        freeReplyObject(rep);
+    }
+}
+
+/* A delayed job is not taken before it is due, and is after. */
+static void test_delayed(void **state)
+{
+    NEED_REDIS();
+    struct gh_queue_poll p = {.lease_ms = 5000, .max = 4, .wait_ms = 0};
+    struct gh_job jobs[4];
+    int64_t due = gh_now_ms() + 400;
+    int n = -1;
+
+    (void)state;
+    assert_int_equal(gh_queue_enqueue_at(r, queue, "d1", "k", 0, NULL, 0, due), GH_OK);
+    assert_int_equal(gh_queue_take(r, queue, &p, jobs, &n), GH_ENOTFOUND);
+    assert_int_equal(n, 0);
+    assert_int_equal(gh_queue_len(r, queue, "delayed"), 1);
+    p.wait_ms = 3000; /* the blocking wait ends at the due time, then the next take promotes it */
+    while (gh_queue_take(r, queue, &p, jobs, &n) == GH_ENOTFOUND && gh_now_ms() < due + 5000)
+        ;
+    assert_int_equal(n, 1);
+    assert_string_equal(jobs[0].id, "d1");
+    assert_true(jobs[0].taken_ms >= due);
+    assert_true(jobs[0].due_ms == due);
+    assert_int_equal(gh_queue_ack(r, queue, &jobs[0]), GH_OK);
+    gh_job_cleanup(&jobs[0]);
+}
+
+/* Batches; a job whose lease expires returns to ready with attempt + 1;
+ * renew, extend and release. */
+static void test_leases(void **state)
+{
+    NEED_REDIS();
+    struct gh_queue_poll p = {.lease_ms = 300, .max = 3, .wait_ms = 0};
+    struct gh_job jobs[3], again;
+    const char *ids[2];
+    int n = 0;
+
+    (void)state;
+    assert_int_equal(gh_queue_enqueue(r, queue, "l1", "k", 0, NULL, 0), GH_OK);
+    assert_int_equal(gh_queue_enqueue(r, queue, "l2", "k", 0, NULL, 0), GH_OK);
+    assert_int_equal(gh_queue_enqueue(r, queue, "l3", "k", 0, NULL, 0), GH_OK);
+    assert_int_equal(gh_queue_take(r, queue, &p, jobs, &n), GH_OK);
+    assert_int_equal(n, 3); /* one round trip, FIFO */
+    assert_string_equal(jobs[0].id, "l1");
+    assert_string_equal(jobs[2].id, "l3");
+    assert_int_equal(gh_queue_len(r, queue, "leases"), 3);
+    /* l1: held; l2: extended for long; l3: given back. */
+    assert_int_equal(gh_queue_renew(r, queue, "l1", 300), 1);
+    ids[0] = "l2";
+    ids[1] = "gone";
+    assert_int_equal(gh_queue_extend(r, queue, ids, 2, 60000), GH_OK);
+    assert_int_equal(gh_queue_len(r, queue, "leases"), 3); /* XX: no lease for "gone" */
+    assert_int_equal(gh_queue_release(r, queue, &jobs[2]), GH_OK);
+    assert_int_equal(gh_queue_len(r, queue, "ready"), 1);
+    /* l1's lease runs out: the next take reaps it (attempt 2) after l3. */
+    p.max = 1;
+    p.wait_ms = 2000;
+    assert_int_equal(gh_queue_take(r, queue, &p, &again, &n), GH_OK);
+    assert_string_equal(again.id, "l3");
+    assert_int_equal(again.attempt, 1);
+    assert_int_equal(gh_queue_ack(r, queue, &again), GH_OK);
+    gh_job_cleanup(&again);
+    memset(&again, 0, sizeof(again));
+    {
+        int64_t t0 = gh_now_ms();
+        int rc;
+        while ((rc = gh_queue_take(r, queue, &p, &again, &n)) == GH_ENOTFOUND && gh_now_ms() - t0 < 5000)
+            ;
+        assert_int_equal(rc, GH_OK);
+    }
+    assert_string_equal(again.id, "l1");
+    assert_int_equal(again.attempt, 2);
+    assert_int_equal(gh_queue_renew(r, queue, "l1", 5000), 1);
+    /* The first holder's ack no longer finds its copy. */
+    assert_int_equal(gh_queue_ack(r, queue, &jobs[0]), GH_ENOTFOUND);
+    assert_int_equal(gh_queue_ack(r, queue, &again), GH_OK);
+    assert_int_equal(gh_queue_ack(r, queue, &jobs[1]), GH_OK); /* l2 was kept by the extension */
+    assert_int_equal(gh_queue_len(r, queue, "processing"), 0);
+    assert_int_equal(gh_queue_len(r, queue, "leases"), 0);
+    assert_int_equal(gh_queue_renew(r, queue, "l1", 5000), 0);
+    gh_job_cleanup(&again);
+    for (int i = 0; i < 3; i++)
+        gh_job_cleanup(&jobs[i]);
+}
+
+/* A job moved by BLMOVE whose claim never came (worker died) gets a lease from
+ * the next take, and is reaped when it expires. */
+static void test_orphan_adopted(void **state)
+{
+    NEED_REDIS();
+    struct gh_queue_poll p = {.lease_ms = 200, .max = 1, .wait_ms = 0};
+    struct gh_job job;
+    char ready[256], processing[256];
+    int n = 0, rc;
+    int64_t t0 = gh_now_ms();
+
+    (void)state;
+    assert_int_equal(gh_queue_enqueue(r, queue, "o1", "k", 0, NULL, 0), GH_OK);
+    gh_key_queue(ready, sizeof(ready), gh_queue_partition(queue), queue, "ready");
+    gh_key_queue(processing, sizeof(processing), gh_queue_partition(queue), queue, "processing");
+    freeReplyObject(gh_redis_cmd(r, "LMOVE %s %s RIGHT LEFT", ready, processing));
+    assert_int_equal(gh_queue_take(r, queue, &p, &job, &n), GH_ENOTFOUND);
+    assert_int_equal(gh_queue_len(r, queue, "leases"), 1);
+    p.wait_ms = 1000;
+    while ((rc = gh_queue_take(r, queue, &p, &job, &n)) == GH_ENOTFOUND && gh_now_ms() - t0 < 5000)
+        ;
+    assert_int_equal(rc, GH_OK);
+    assert_string_equal(job.id, "o1");
+    assert_int_equal(job.attempt, 2);
+    assert_int_equal(gh_queue_ack(r, queue, &job), GH_OK);
+    gh_job_cleanup(&job);
+}
+
+static void test_backoff(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 200; i++) {
+        int a1 = gh_queue_backoff_ms(1000, 1), a2 = gh_queue_backoff_ms(1000, 2),
+            a3 = gh_queue_backoff_ms(1000, 3);
+        int big = gh_queue_backoff_ms(1000, 40);
+
+        assert_true(a1 >= 500 && a1 <= 1000);
+        assert_true(a2 >= 1000 && a2 <= 2000);
+        assert_true(a3 >= 2000 && a3 <= 4000);
+        assert_true(big >= GH_QUEUE_BACKOFF_CAP_MS / 2 && big <= GH_QUEUE_BACKOFF_CAP_MS);
+    }
+    assert_true(gh_queue_backoff_ms(0, 1) >= 500); /* 0 = the default base */
+}
+
+static void test_stats_metrics(void **state)
+{
+    NEED_REDIS();
+    struct gh_queue_stats st;
+    struct gh_buf b;
+    const char *queues[] = {queue, NULL};
+    char line[160];
+
+    (void)state;
+    assert_int_equal(gh_queue_enqueue(r, queue, "s1", "k", 0, NULL, 0), GH_OK);
+    assert_int_equal(gh_queue_enqueue_at(r, queue, "s2", "k", 0, NULL, 0, gh_now_ms() + 60000), GH_OK);
+    assert_int_equal(gh_queue_stats(r, queue, &st), GH_OK);
+    assert_int_equal(st.ready, 1);
+    assert_int_equal(st.delayed, 1);
+    assert_int_equal(st.processing, 0);
+    assert_true(st.oldest_ready_ms >= 0);
+    gh_buf_init(&b, 1 << 16);
+    assert_int_equal(gh_queue_metrics(r, queues, &b), GH_OK);
+    snprintf(line, sizeof(line), "gh_queue_jobs{queue=\"%s\",state=\"delayed\"} 1\n", queue);
+    assert_non_null(strstr(gh_buf_cstr(&b), line));
+    snprintf(line, sizeof(line), "gh_queue_jobs{queue=\"%s\",state=\"ready\"} 1\n", queue);
+    assert_non_null(strstr(gh_buf_cstr(&b), line));
+    gh_buf_cleanup(&b);
 }
 
 static void test_malformed_goes_dead(void **state)
@@ -264,6 +512,12 @@ int main(void)
         cmocka_unit_test_setup(test_pop_ack, each),
         cmocka_unit_test_setup(test_fail_retry_dead, each),
         cmocka_unit_test_setup(test_malformed_goes_dead, each),
+        cmocka_unit_test_setup(test_dedupe_states, each),
+        cmocka_unit_test_setup(test_delayed, each),
+        cmocka_unit_test_setup(test_leases, each),
+        cmocka_unit_test_setup(test_orphan_adopted, each),
+        cmocka_unit_test(test_backoff),
+        cmocka_unit_test_setup(test_stats_metrics, each),
         cmocka_unit_test(test_redis_down),
     };
 
