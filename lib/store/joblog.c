@@ -75,6 +75,23 @@ static void random_hex(char *out, size_t bytes)
         snprintf(out + 2 * i, 3, "%02x", rnd[i]);
 }
 
+/* A run key: 16 random bytes per process (drawn again after a fork), with
+ * the last 8 replaced by a counter, so a key costs no syscall and keys of one
+ * process never repeat. 32 hex digits. */
+static void run_key(char *out, pid_t pid)
+{
+    static char prefix[17];
+    static pid_t prefix_pid;
+    static uint64_t counter;
+
+    if (prefix_pid != pid || !prefix[0]) {
+        random_hex(prefix, 8);
+        prefix_pid = pid;
+        counter = 0;
+    }
+    snprintf(out, 33, "%s%016" PRIx64, prefix, ++counter);
+}
+
 char *gh_joblog_entry(const struct gh_joblog_run *run)
 {
     json_object *o;
@@ -86,7 +103,7 @@ char *gh_joblog_entry(const struct gh_joblog_run *run)
     o = json_object_new_object();
     if (!o)
         return NULL;
-    random_hex(key, 16);
+    run_key(key, run->pid > 0 ? (pid_t)run->pid : getpid());
     json_object_object_add(o, "run_key", json_object_new_string(key));
     json_object_object_add(o, "queue", json_object_new_string(run->queue));
     json_object_object_add(o, "kind", json_object_new_string(run->job->kind));

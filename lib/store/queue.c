@@ -29,10 +29,14 @@
 #include "core/timeutil.h"
 #include "store/redis.h"
 
+_Static_assert(GH_QUEUE_SEEN_TTL_S == 86400, "GH_QUEUE_SEEN_TTL_STR is its text");
+
 #define QUEUE_KEY_MAX 256
 #define QUEUE_ERROR_MAX 1000
 #define QUEUE_DEAD_MAX 10000
 #define QUEUE_SWEEP_MAX 200 /* delayed jobs promoted and leases reaped per poll */
+#define QUEUE_SWEEP_MAX_STR "200"
+#define GH_QUEUE_SEEN_TTL_STR "86400" /* GH_QUEUE_SEEN_TTL_S */
 
 /* KEYS[1] seen, KEYS[2] ready, KEYS[3] delayed; ARGV[1] job, ARGV[2] ttl,
  * ARGV[3] due ms (0 = ready now). 1 queued, 0 duplicate. */
@@ -41,10 +45,17 @@ static const char ENQUEUE_LUA[] =
     "if tonumber(ARGV[3]) > 0 then redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1]) "
     "else redis.call('LPUSH', KEYS[2], ARGV[1]) end return 1";
 
-/* KEYS[1] ready, [2] processing, [3] delayed, [4] leases; ARGV[1] now ms,
- * [2] lease ms, [3] max to take, [4] seen key prefix, [5] state ttl,
- * [6] sweep limit. Returns {jobs, next due ms or -1, promoted, reaped}. */
+/* KEYS[1] ready, [2] processing, [3] delayed, [4] leases, [5] log; ARGV[1]
+ * now ms, [2] lease ms, [3] max to take (0: acks only), [4] seen key prefix,
+ * [5] state ttl, [6] sweep limit, [7] number of acks, then 4 per ack: raw,
+ * id, final state, log entry ('' = none). The acks run first (as ACK_LUA,
+ * one each). Returns {jobs, next due ms or -1, promoted, reaped, acked}. */
 static const char TAKE_LUA[] =
+    "local acked = 0 "
+    "for i = 0, tonumber(ARGV[7]) - 1 do local b = 8 + 4 * i "
+    "  if ARGV[b + 3] ~= '' then redis.call('LPUSH', KEYS[5], ARGV[b + 3]) end "
+    "  if redis.call('LREM', KEYS[2], 1, ARGV[b]) > 0 then redis.call('ZREM', KEYS[4], ARGV[b + 1]) "
+    "    redis.call('SET', ARGV[4] .. ARGV[b + 1], ARGV[b + 2], 'EX', ARGV[5]) acked = acked + 1 end end "
     "local now = tonumber(ARGV[1]) local lease = tonumber(ARGV[2]) local lim = tonumber(ARGV[6]) "
     "local function jid(raw) local ok, j = pcall(cjson.decode, raw) "
     "  if ok and type(j) == 'table' and type(j.id) == 'string' then return j.id end return nil end "
@@ -74,7 +85,7 @@ static const char TAKE_LUA[] =
     "    redis.call('SET', ARGV[4] .. id, 'running', 'EX', ARGV[5]) end "
     "  out[#out + 1] = raw end "
     "local nx = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES') "
-    "return {out, nx[2] or '-1', #due, reaped}";
+    "return {out, nx[2] or '-1', #due, reaped, acked}";
 
 /* KEYS[1] leases, KEYS[2] seen; ARGV[1] expiry, ARGV[2] id, ARGV[3] ttl. */
 static const char CLAIM_LUA[] = "redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2]) "
@@ -176,6 +187,68 @@ static int seen_key(char *out, const char *queue, const char *id)
     return qkey(out, queue, suffix);
 }
 
+/* ---- scripts ------------------------------------------------------------- */
+
+/* A script is sent by its SHA1 (EVALSHA), so neither side handles its text
+ * per call; the SHA comes from SCRIPT LOAD on first use, and a server that
+ * does not know it (restarted, flushed, another server) gets EVAL with the
+ * text, which caches it again. */
+struct script {
+    const char *text;
+    char sha[48]; /* "" until loaded */
+};
+
+static struct script take_script_s = {TAKE_LUA, ""};
+static struct script ack_script_s = {ACK_LUA, ""};
+static struct script claim_script_s = {CLAIM_LUA, ""};
+static struct script enqueue_script_s = {ENQUEUE_LUA, ""};
+static struct script fail_script_s = {FAIL_LUA, ""};
+
+#define SCRIPT_ARGS_MAX (8 + 4 * GH_QUEUE_TAKE_MAX + 16)
+
+static void script_load(struct gh_redis *r, struct script *s)
+{
+    redisReply *rep = gh_redis_cmd(r, "SCRIPT LOAD %s", s->text);
+
+    if (rep && rep->type == REDIS_REPLY_STRING && rep->len < sizeof(s->sha))
+        memcpy(s->sha, rep->str, rep->len + 1);
+    freeReplyObject(rep);
+}
+
+/* Runs script s with args (numkeys, keys..., argv...), argc of them at most
+ * SCRIPT_ARGS_MAX. lens NULL: the args are C strings. NULL when Redis fails. */
+static redisReply *script_run(struct gh_redis *r, struct script *s, int argc, const char *const *args,
+                              const size_t *lens)
+{
+    const char *argv[SCRIPT_ARGS_MAX + 2];
+    size_t argl[SCRIPT_ARGS_MAX + 2];
+    redisReply *rep;
+
+    if (argc < 1 || argc > SCRIPT_ARGS_MAX)
+        return NULL;
+    for (int i = 0; i < argc; i++) {
+        argv[i + 2] = args[i];
+        argl[i + 2] = lens ? lens[i] : strlen(args[i]);
+    }
+    if (!s->sha[0])
+        script_load(r, s);
+    if (s->sha[0]) {
+        argv[0] = "EVALSHA";
+        argv[1] = s->sha;
+        argl[0] = 7;
+        argl[1] = strlen(s->sha);
+        rep = gh_redis_cmdargv(r, argc + 2, argv, argl);
+        if (!rep || rep->type != REDIS_REPLY_ERROR || strncmp(rep->str, "NOSCRIPT", 8) != 0)
+            return rep;
+        freeReplyObject(rep); /* the server lost it: EVAL caches it again */
+    }
+    argv[0] = "EVAL";
+    argv[1] = s->text;
+    argl[0] = 4;
+    argl[1] = strlen(s->text);
+    return gh_redis_cmdargv(r, argc + 2, argv, argl);
+}
+
 void gh_job_cleanup(struct gh_job *job)
 {
     if (!job)
@@ -272,7 +345,7 @@ out:
 int gh_queue_enqueue_at(struct gh_redis *r, const char *queue, const char *id, const char *kind,
                         uint64_t guild_id, json_object *payload, int64_t deadline_ms, int64_t due_ms)
 {
-    char seen[QUEUE_KEY_MAX], ready[QUEUE_KEY_MAX], delayed[QUEUE_KEY_MAX], due[24];
+    char seen[QUEUE_KEY_MAX], ready[QUEUE_KEY_MAX], delayed[QUEUE_KEY_MAX], due[24], ttl_s[24];
     json_object *job = NULL;
     redisReply *rep = NULL;
     int64_t now = gh_now_ms(), ttl = GH_QUEUE_SEEN_TTL_S;
@@ -302,8 +375,13 @@ int gh_queue_enqueue_at(struct gh_redis *r, const char *queue, const char *id, c
     json_object_object_add(job, "due_ms", json_object_new_int64(due_ms));
     snprintf(due, sizeof(due), "%" PRId64, due_ms);
 
-    rep = gh_redis_cmd(r, "EVAL %s 3 %s %s %s %s %lld %s", ENQUEUE_LUA, seen, ready, delayed,
-                       json_object_to_json_string_ext(job, JSON_C_TO_STRING_PLAIN), (long long)ttl, due);
+    snprintf(ttl_s, sizeof(ttl_s), "%" PRId64, ttl);
+    {
+        const char *args[] = {
+            "3",   seen, ready, delayed, json_object_to_json_string_ext(job, JSON_C_TO_STRING_PLAIN),
+            ttl_s, due};
+        rep = script_run(r, &enqueue_script_s, (int)(sizeof(args) / sizeof(args[0])), args, NULL);
+    }
     if (!rep || rep->type != REDIS_REPLY_INTEGER) {
         rc = GH_EREDIS;
         goto out;
@@ -397,9 +475,10 @@ static int block_one(struct gh_redis *r, const char *queue, int wait_ms, int lea
     /* If this fails, the job sits in processing without a lease: the next
      * take adopts it with one, and reaps it when that expires. */
     snprintf(exp, sizeof(exp), "%" PRId64, now + lease_ms);
-    if (seen_key(seen, queue, jobs[*n - 1].id) == GH_OK)
-        c = gh_redis_cmd(r, "EVAL %s 2 %s %s %s %s %d", CLAIM_LUA, leases, seen, exp, jobs[*n - 1].id,
-                         GH_QUEUE_SEEN_TTL_S);
+    if (seen_key(seen, queue, jobs[*n - 1].id) == GH_OK) {
+        const char *args[] = {"2", leases, seen, exp, jobs[*n - 1].id, GH_QUEUE_SEEN_TTL_STR};
+        c = script_run(r, &claim_script_s, (int)(sizeof(args) / sizeof(args[0])), args, NULL);
+    }
     if (!c || c->type != REDIS_REPLY_INTEGER) {
         gh_job_cleanup(&jobs[--(*n)]);
         rc = GH_EREDIS;
@@ -410,30 +489,58 @@ out:
     return rc;
 }
 
-/* One run of the take script. GH_OK (*n >= 1), GH_ENOTFOUND, GH_EJSON (only
- * malformed jobs: buried), GH_EREDIS. *next_due: the next delayed job's due
- * time, -1 when none. */
-static int take_script(struct gh_redis *r, const char *queue, int lease_ms, int max, struct gh_job *jobs,
-                       int *n, int64_t *next_due)
+/* One run of the take script, with the deferred acks (acks may be NULL;
+ * emptied when the script ran). GH_OK (*n >= 1), GH_ENOTFOUND, GH_EJSON
+ * (only malformed jobs: buried), GH_EREDIS. *next_due: the next delayed
+ * job's due time, -1 when none. *acked: acks that found their job. */
+static int take_script(struct gh_redis *r, const char *queue, int lease_ms, int max,
+                       struct gh_queue_acks *acks, struct gh_job *jobs, int *n, int64_t *next_due, int *acked)
 {
     char ready[QUEUE_KEY_MAX], processing[QUEUE_KEY_MAX], delayed[QUEUE_KEY_MAX], leases[QUEUE_KEY_MAX];
-    char prefix[QUEUE_KEY_MAX], now_s[24];
+    char logk[QUEUE_KEY_MAX], prefix[QUEUE_KEY_MAX], now_s[24], lease_s[16], max_s[16], nack_s[16];
+    const char *args[SCRIPT_ARGS_MAX];
     redisReply *rep = NULL;
     int64_t now;
-    int rc = GH_EREDIS, bad = 0;
+    int rc = GH_EREDIS, bad = 0, argc = 0, nack = acks ? acks->n : 0;
 
     *next_due = -1;
+    *acked = 0;
     if (qkey(ready, queue, "ready") != GH_OK || qkey(processing, queue, "processing") != GH_OK ||
         qkey(delayed, queue, "delayed") != GH_OK || qkey(leases, queue, "leases") != GH_OK ||
-        qkey(prefix, queue, "seen:") != GH_OK)
+        qkey(logk, queue, "log") != GH_OK || qkey(prefix, queue, "seen:") != GH_OK)
         return GH_ETOOBIG;
     now = gh_now_ms();
     snprintf(now_s, sizeof(now_s), "%" PRId64, now);
-    rep = gh_redis_cmd(r, "EVAL %s 4 %s %s %s %s %s %d %d %s %d %d", TAKE_LUA, ready, processing, delayed,
-                       leases, now_s, lease_ms, max, prefix, GH_QUEUE_SEEN_TTL_S, QUEUE_SWEEP_MAX);
-    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 2 ||
+    snprintf(lease_s, sizeof(lease_s), "%d", lease_ms);
+    snprintf(max_s, sizeof(max_s), "%d", max);
+    snprintf(nack_s, sizeof(nack_s), "%d", nack);
+    args[argc++] = "5";
+    args[argc++] = ready;
+    args[argc++] = processing;
+    args[argc++] = delayed;
+    args[argc++] = leases;
+    args[argc++] = logk;
+    args[argc++] = now_s;
+    args[argc++] = lease_s;
+    args[argc++] = max_s;
+    args[argc++] = prefix;
+    args[argc++] = GH_QUEUE_SEEN_TTL_STR;
+    args[argc++] = QUEUE_SWEEP_MAX_STR;
+    args[argc++] = nack_s;
+    for (int i = 0; i < nack; i++) {
+        args[argc++] = acks->item[i].raw;
+        args[argc++] = acks->item[i].id;
+        args[argc++] = acks->item[i].state;
+        args[argc++] = acks->item[i].entry ? acks->item[i].entry : "";
+    }
+    rep = script_run(r, &take_script_s, argc, args, NULL);
+    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 5 ||
         rep->element[0]->type != REDIS_REPLY_ARRAY)
         goto out;
+    if (acks) /* the script ran, so the acks did */
+        gh_queue_acks_cleanup(acks);
+    if (rep->element[4]->type == REDIS_REPLY_INTEGER)
+        *acked = (int)rep->element[4]->integer;
     for (size_t i = 0; i < rep->element[0]->elements; i++) {
         const redisReply *e = rep->element[0]->element[i];
         if (e->type == REDIS_REPLY_STRING && accept_raw(r, queue, e->str, now, jobs, n) != GH_OK)
@@ -451,7 +558,7 @@ int gh_queue_take(struct gh_redis *r, const char *queue, const struct gh_queue_p
                   int *n)
 {
     int64_t next_due = -1, give_up;
-    int lease_ms, max, rc;
+    int lease_ms, max, rc, acked = 0;
 
     if (!r || !gh_queue_name_ok(queue) || !p || !jobs || !n || p->max < 0 || p->max > GH_QUEUE_TAKE_MAX ||
         p->wait_ms < 0 || p->wait_ms > 3600000 || p->lease_ms < 0)
@@ -464,7 +571,9 @@ int gh_queue_take(struct gh_redis *r, const char *queue, const struct gh_queue_p
         int64_t left;
         int wait_ms;
 
-        rc = take_script(r, queue, lease_ms, max, jobs, n, &next_due);
+        rc = take_script(r, queue, lease_ms, max, p->acks, jobs, n, &next_due, &acked);
+        if (p->acks_done)
+            *p->acks_done += acked;
         if (rc != GH_ENOTFOUND)
             return rc;
         left = give_up - gh_mono_ms();
@@ -508,9 +617,19 @@ int gh_queue_ack_ex(struct gh_redis *r, const char *queue, const struct gh_job *
     if (qkey(processing, queue, "processing") != GH_OK || qkey(leases, queue, "leases") != GH_OK ||
         seen_key(seen, queue, job->id) != GH_OK || qkey(logk, queue, "log") != GH_OK)
         return GH_ETOOBIG;
-    rep = gh_redis_cmd(r, "EVAL %s 4 %s %s %s %s %s %s %d %s %s", ACK_LUA, processing, leases, seen, logk,
-                       job->raw, job->id, GH_QUEUE_SEEN_TTL_S, log_entry ? log_entry : "",
-                       final_state ? final_state : "done");
+    {
+        const char *args[] = {"4",
+                              processing,
+                              leases,
+                              seen,
+                              logk,
+                              job->raw,
+                              job->id,
+                              GH_QUEUE_SEEN_TTL_STR,
+                              log_entry ? log_entry : "",
+                              final_state ? final_state : "done"};
+        rep = script_run(r, &ack_script_s, (int)(sizeof(args) / sizeof(args[0])), args, NULL);
+    }
     if (!rep || rep->type != REDIS_REPLY_INTEGER)
         rc = GH_EREDIS;
     else
@@ -522,6 +641,60 @@ int gh_queue_ack_ex(struct gh_redis *r, const char *queue, const struct gh_job *
 int gh_queue_ack(struct gh_redis *r, const char *queue, const struct gh_job *job)
 {
     return gh_queue_ack_ex(r, queue, job, "done", NULL);
+}
+
+int gh_queue_ack_defer(struct gh_queue_acks *a, const struct gh_job *job, const char *final_state,
+                       const char *log_entry)
+{
+    struct gh_queue_ack_item *it;
+
+    if (!a || !job || !job->raw || !job->id[0])
+        return GH_EINVAL;
+    if (a->n >= GH_QUEUE_TAKE_MAX)
+        return GH_ETOOBIG;
+    it = &a->item[a->n];
+    memset(it, 0, sizeof(*it));
+    if (gh_snprintf(it->id, sizeof(it->id), "%s", job->id) != GH_OK ||
+        gh_snprintf(it->state, sizeof(it->state), "%s", final_state ? final_state : "done") != GH_OK)
+        return GH_EINVAL;
+    it->raw = strdup(job->raw);
+    it->entry = log_entry ? strdup(log_entry) : NULL;
+    if (!it->raw || (log_entry && !it->entry)) {
+        free(it->raw);
+        free(it->entry);
+        memset(it, 0, sizeof(*it));
+        return GH_ENOMEM;
+    }
+    a->n++;
+    return GH_OK;
+}
+
+int gh_queue_ack_flush(struct gh_redis *r, const char *queue, struct gh_queue_acks *a, int *acked)
+{
+    int64_t next_due;
+    int n = 0, done = 0, rc;
+
+    if (acked)
+        *acked = 0;
+    if (!r || !gh_queue_name_ok(queue) || !a)
+        return GH_EINVAL;
+    if (a->n == 0)
+        return GH_OK;
+    rc = take_script(r, queue, GH_QUEUE_DEFAULT_LEASE_MS, 0, a, NULL, &n, &next_due, &done);
+    if (acked)
+        *acked = done;
+    return rc == GH_EREDIS || rc == GH_ETOOBIG ? rc : GH_OK;
+}
+
+void gh_queue_acks_cleanup(struct gh_queue_acks *a)
+{
+    if (!a)
+        return;
+    for (int i = 0; i < a->n; i++) {
+        free(a->item[i].raw);
+        free(a->item[i].entry);
+    }
+    a->n = 0;
 }
 
 static uint64_t rnd64(void)
@@ -585,10 +758,22 @@ int gh_queue_fail_ex(struct gh_redis *r, const char *queue, const struct gh_job 
         json_object_object_add(entry, "failed_ms", json_object_new_int64(now));
         snprintf(arg7, sizeof(arg7), "%d", QUEUE_DEAD_MAX);
     }
-    rep = gh_redis_cmd(r, "EVAL %s 5 %s %s %s %s %s %s %s %d %s %s %s %s", FAIL_LUA, processing, leases, seen,
-                       logk, dest, job->raw, job->id, GH_QUEUE_SEEN_TTL_S, log_entry ? log_entry : "",
-                       json_object_to_json_string_ext(entry, JSON_C_TO_STRING_PLAIN),
-                       retry ? "retry" : "dead", arg7);
+    {
+        const char *args[] = {"5",
+                              processing,
+                              leases,
+                              seen,
+                              logk,
+                              dest,
+                              job->raw,
+                              job->id,
+                              GH_QUEUE_SEEN_TTL_STR,
+                              log_entry ? log_entry : "",
+                              json_object_to_json_string_ext(entry, JSON_C_TO_STRING_PLAIN),
+                              retry ? "retry" : "dead",
+                              arg7};
+        rep = script_run(r, &fail_script_s, (int)(sizeof(args) / sizeof(args[0])), args, NULL);
+    }
     if (!rep || rep->type != REDIS_REPLY_INTEGER) {
         rc = GH_EREDIS;
     } else {

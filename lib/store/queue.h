@@ -19,7 +19,9 @@
  *                                  (lib/store/joblog.c), pushed in the same script as the
  *                                  transition they record
  *
- * Taking (gh_queue_take, one Lua script per poll): due delayed jobs move to
+ * Taking (gh_queue_take, one Lua script per poll): the acks the worker held
+ * back for the batch it just ran are applied first (gh_queue_ack_defer); due
+ * delayed jobs move to
  * ready; jobs whose lease expired move from processing back to ready with
  * attempt + 1 (the worker dead-letters a job whose attempt exceeds its kind's
  * max_attempts, so a job that kills its worker cannot loop for ever); a job
@@ -77,10 +79,36 @@ int gh_queue_enqueue(struct gh_redis *r, const char *queue, const char *id, cons
 int gh_queue_enqueue_at(struct gh_redis *r, const char *queue, const char *id, const char *kind,
                         uint64_t guild_id, json_object *payload, int64_t deadline_ms, int64_t due_ms);
 
+/* Acks of finished jobs held back to go with the next take (one script for
+ * a whole batch instead of one per job). Zero it before use. */
+struct gh_queue_ack_item {
+    char id[160];
+    char state[16]; /* final state: done, expired */
+    char *raw;      /* owned copies */
+    char *entry;    /* job_runs entry, NULL = none */
+};
+struct gh_queue_acks {
+    int n;
+    struct gh_queue_ack_item item[GH_QUEUE_TAKE_MAX];
+};
+/* Holds job's ack (as gh_queue_ack_ex would do it; state and entry are
+ * copied). GH_OK, GH_ETOOBIG (full: flush first), GH_ENOMEM, GH_EINVAL. */
+int gh_queue_ack_defer(struct gh_queue_acks *a, const struct gh_job *job, const char *final_state,
+                       const char *log_entry);
+/* Sends the held acks now, in one script (each as gh_queue_ack_ex). GH_OK
+ * (a emptied; *acked, may be NULL, counts the jobs that were still in
+ * processing), GH_EREDIS (a kept: send it again; a repeat is harmless, the
+ * job_runs entries carry unique run keys), GH_EINVAL. */
+int gh_queue_ack_flush(struct gh_redis *r, const char *queue, struct gh_queue_acks *a, int *acked);
+/* Frees the held acks without sending them. */
+void gh_queue_acks_cleanup(struct gh_queue_acks *a);
+
 struct gh_queue_poll {
-    int lease_ms; /* 0 = GH_QUEUE_DEFAULT_LEASE_MS */
-    int max;      /* jobs to take at most, 1..GH_QUEUE_TAKE_MAX (0 = 1) */
-    int wait_ms;  /* when none is ready, block up to this in BLMOVE (0 = do not block) */
+    int lease_ms;               /* 0 = GH_QUEUE_DEFAULT_LEASE_MS */
+    int max;                    /* jobs to take at most, 1..GH_QUEUE_TAKE_MAX (0 = 1) */
+    int wait_ms;                /* when none is ready, block up to this in BLMOVE (0 = do not block) */
+    struct gh_queue_acks *acks; /* NULL, or acks sent first in the take's script (emptied once it ran) */
+    int *acks_done;             /* NULL, or incremented by the acks that found their job */
 };
 /* Promotes, reaps and takes (see above). jobs: caller storage for p->max jobs,
  * cleaned with gh_job_cleanup. GH_OK with *n >= 1, GH_ENOTFOUND (none ready

@@ -45,13 +45,18 @@
 #define JOBLOG_BATCH 1000
 #define JOBLOG_ROUNDS 20
 #define RETENTION_CHECK_MS 60000
+#define ACK_HOLD_MS 1000       /* held acks older than this are sent before the next job */
+#define SUMMARY_EVERY_MS 10000 /* a child's info line summing up its successful runs */
 
-/* The job a child is running, published for the parent's heartbeat: the
- * child bumps seq to odd, writes id, bumps it to even; the parent reads
- * only an even, unchanged seq. An empty id means idle. */
+/* The jobs a child holds (the batch it took: waiting, running, or finished
+ * with the ack held back for the next take), published for the parent's
+ * heartbeat: the child bumps seq to odd, writes ids, bumps it to even; the
+ * parent reads only an even, unchanged seq. n = 0 means idle. Extending the
+ * lease of a job already acked or failed does nothing (ZADD XX). */
 struct hb_slot {
     atomic_uint seq;
-    char id[160];
+    int n;
+    char id[GH_QUEUE_TAKE_MAX][160];
 };
 
 static struct hb_slot *hb_slots; /* MAP_SHARED, MAX_CHILDREN of them (parent) */
@@ -76,34 +81,70 @@ const char *gh_job_outcome_name(enum gh_job_outcome o)
     return "unknown";
 }
 
-static void slot_set(const char *id)
+static void slot_set(const struct gh_job *jobs, int n)
 {
     if (!my_slot)
         return;
     atomic_fetch_add(&my_slot->seq, 1);
-    snprintf(my_slot->id, sizeof(my_slot->id), "%s", id ? id : "");
+    my_slot->n = 0;
+    for (int i = 0; i < n && i < GH_QUEUE_TAKE_MAX; i++)
+        memcpy(my_slot->id[my_slot->n++], jobs[i].id, sizeof(jobs[i].id));
     atomic_fetch_add(&my_slot->seq, 1);
 }
 
 static void slot_clear(struct hb_slot *s)
 {
     atomic_fetch_add(&s->seq, 1);
-    s->id[0] = '\0';
+    s->n = 0;
     atomic_fetch_add(&s->seq, 1);
 }
 
-/* Copies slot i's id into out (empty when idle or being written). */
-static void slot_read(int i, char *out, size_t size)
+/* Copies slot i's ids into out (none when idle or being written). Returns
+ * how many. */
+static int slot_read(int i, char (*out)[160])
 {
     unsigned a = atomic_load(&hb_slots[i].seq), b;
+    int n;
 
-    out[0] = '\0';
     if (a & 1u)
-        return;
-    snprintf(out, size, "%s", hb_slots[i].id);
+        return 0;
+    n = hb_slots[i].n;
+    if (n < 0 || n > GH_QUEUE_TAKE_MAX)
+        return 0;
+    for (int k = 0; k < n; k++) {
+        memcpy(out[k], hb_slots[i].id[k], sizeof(out[k]));
+        out[k][sizeof(out[k]) - 1] = '\0';
+    }
     b = atomic_load(&hb_slots[i].seq);
-    if (a != b)
-        out[0] = '\0';
+    return a == b ? n : 0;
+}
+
+/* This process's pid (fork-safe: refreshed in every child). */
+static pid_t self_pid;
+
+static pid_t my_pid(void)
+{
+    if (self_pid == 0)
+        self_pid = getpid();
+    return self_pid;
+}
+
+/* A fresh correlation id for a job without one: 16 hex digits, a random
+ * per-process prefix and a counter (no syscall per job). */
+static void new_corr(struct gh_logger *lg)
+{
+    static uint32_t prefix;
+    static pid_t prefix_pid;
+    static uint32_t counter;
+
+    if (prefix_pid != my_pid()) {
+        gh_logger_new_corr(lg); /* random: seed the prefix from it */
+        prefix = (uint32_t)strtoul(lg->corr + 8, NULL, 16);
+        prefix_pid = my_pid();
+        counter = 0;
+        return;
+    }
+    snprintf(lg->corr, sizeof(lg->corr), "%08" PRIx32 "%08" PRIx32, prefix, ++counter);
 }
 
 static int lease_ms_of(const struct gh_ctx *ctx)
@@ -133,11 +174,17 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL); /* a signal may end it early: callers re-check their clock */
 }
 
-/* One log line per run: {"kind","job_id","attempt","status","duration_ms","error"?,"late_ms"?}. */
+/* One log line per run: {"kind","job_id","attempt","status","duration_ms","error"?,"late_ms"?}.
+ * Successful runs log at debug (a worker child sums them up at info every
+ * SUMMARY_EVERY_MS); failures, retries, expiries at warn or error. */
 static void log_run(struct gh_ctx *ctx, enum gh_log_level lvl, const struct gh_job *job, const char *status,
                     int64_t duration_ms, const char *error, int64_t late_ms)
 {
-    json_object *f = json_object_new_object();
+    json_object *f;
+
+    if (!ctx->log.sink || lvl < ctx->log.sink->min_level)
+        return; /* not written: do not build it */
+    f = json_object_new_object();
 
     if (f) {
         json_object_object_add(f, "kind", json_object_new_string(job->kind));
@@ -167,21 +214,30 @@ static void scope_logger(struct gh_ctx *ctx, const struct gh_job *job)
         (size_t)json_object_get_string_len(v) < sizeof(ctx->log.corr))
         snprintf(ctx->log.corr, sizeof(ctx->log.corr), "%s", json_object_get_string(v));
     else
-        gh_logger_new_corr(&ctx->log);
+        new_corr(&ctx->log);
 }
 
-/* Runs the handler with an alarm. *timed_out set when it was interrupted. */
+/* 1 while on_alarm is SIGALRM's handler in this process (installed once, not
+ * per job; fail_after_timeout resets it). */
+static int alarm_installed;
+
+/* Runs the handler with an alarm. *timed_out set when it was interrupted. A
+ * stray SIGALRM outside a run finds timeout_armed 0 and does nothing. */
 static int run_with_timeout(struct gh_ctx *ctx, const struct gh_job_kind *kind, const struct gh_job *job,
                             int timeout_s, int *timed_out)
 {
-    struct sigaction sa, old;
     volatile int rc = GH_ETIMEOUT;
 
     *timed_out = 0;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_alarm;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGALRM, &sa, &old);
+    if (!alarm_installed) {
+        struct sigaction sa;
+
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = on_alarm;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGALRM, &sa, NULL);
+        alarm_installed = 1;
+    }
     if (sigsetjmp(timeout_jmp, 1) == 0) {
         timeout_armed = 1;
         alarm((unsigned)timeout_s);
@@ -193,7 +249,6 @@ static int run_with_timeout(struct gh_ctx *ctx, const struct gh_job_kind *kind, 
         rc = GH_ETIMEOUT;
     }
     timeout_armed = 0;
-    sigaction(SIGALRM, &old, NULL);
     return rc;
 }
 
@@ -207,6 +262,7 @@ static int fail_after_timeout(struct gh_ctx *ctx, const char *queue, const struc
     int rc;
 
     signal(SIGALRM, SIG_DFL); /* if recording hangs, the process dies and the lease returns the job */
+    alarm_installed = 0;
     alarm(RECOVERY_ALARM_S);
     if (ctx->cfg && ctx->cfg->redis_url[0])
         fresh = gh_redis_new(ctx->cfg->redis_url, ctx->cfg->redis_timeout_ms, &ctx->log);
@@ -228,7 +284,7 @@ static char *run_entry(const char *queue, const struct gh_job *job, const char *
                                 .started_ms = started_ms,
                                 .finished_ms = gh_now_ms(),
                                 .duration_ms = duration_ms,
-                                .pid = (int)getpid()};
+                                .pid = (int)my_pid()};
 
     return gh_joblog_entry(&run);
 }
@@ -270,8 +326,10 @@ static void drop_job(struct gh_ctx *ctx, const char *queue, const struct gh_job 
     log_run(ctx, GH_LOG_WARN, job, "expired", 0, why, late_ms);
 }
 
-int gh_worker_run_job(struct gh_ctx *ctx, const char *queue, struct gh_job *job, gh_worker_lookup_fn lookup,
-                      struct gh_job_result *res)
+/* gh_worker_run_job; acks NULL: ack at once, else a successful run's ack is
+ * held in acks for the next take (run_batch). */
+static int run_job(struct gh_ctx *ctx, const char *queue, struct gh_job *job, gh_worker_lookup_fn lookup,
+                   struct gh_job_result *res, struct gh_queue_acks *acks)
 {
     const struct gh_job_kind *kind = NULL;
     const struct gh_feature *feature = NULL;
@@ -370,9 +428,10 @@ int gh_worker_run_job(struct gh_ctx *ctx, const char *queue, struct gh_job *job,
     if (res->rc == GH_OK) {
         res->outcome = GH_JOB_DONE;
         entry = run_entry(queue, job, "done", NULL, started, res->duration_ms);
-        res->queue_rc = gh_queue_ack_ex(ctx->redis, queue, job, "done", entry);
+        if (!acks || gh_queue_ack_defer(acks, job, "done", entry) != GH_OK)
+            res->queue_rc = gh_queue_ack_ex(ctx->redis, queue, job, "done", entry);
         count_run(&mb, kind, "done");
-        log_run(ctx, GH_LOG_INFO, job, "done", res->duration_ms, NULL, 0);
+        log_run(ctx, GH_LOG_DEBUG, job, "done", res->duration_ms, NULL, 0);
         timer_finished(ctx, job, 1, 1, NULL);
         goto out;
     }
@@ -396,6 +455,12 @@ out:
     if (ctx->arena)
         gh_arena_reset(ctx->arena);
     return GH_OK;
+}
+
+int gh_worker_run_job(struct gh_ctx *ctx, const char *queue, struct gh_job *job, gh_worker_lookup_fn lookup,
+                      struct gh_job_result *res)
+{
+    return run_job(ctx, queue, job, lookup, res, NULL);
 }
 
 int gh_worker_step(struct gh_ctx *ctx, const char *queue, int timeout_s, gh_worker_lookup_fn lookup,
@@ -502,16 +567,77 @@ static void flush_logs(struct gh_ctx *ctx, const char *queue)
     flush_joblog(ctx, queue);
 }
 
-/* Runs jobs[from..n) of a batch, or gives them back when the run is ending. */
+/* Successful runs since a child's last summary line (they log at debug). */
+struct run_tally {
+    long long done, failed;
+    int64_t since_mono;
+};
+
+static void tally_log(struct gh_ctx *ctx, struct run_tally *t, int64_t now_mono)
+{
+    if (t->done > 0 || t->failed > 0)
+        GH_INFO(&ctx->log, "worker: %lld job(s) done, %lld not (logged above), in the last %.1f s", t->done,
+                t->failed, (double)(now_mono - t->since_mono) / 1000.0);
+    t->done = t->failed = 0;
+    t->since_mono = now_mono;
+}
+
+/* Sends the acks held back now (not with a take). */
+static void flush_acks(struct gh_ctx *ctx, struct gh_redis *r, const char *queue, struct gh_queue_acks *acks)
+{
+    int held = acks->n, acked = 0, rc;
+
+    if (held == 0)
+        return;
+    rc = gh_queue_ack_flush(r, queue, acks, &acked);
+    if (rc != GH_OK)
+        GH_ERROR(
+            &ctx->log,
+            "worker: could not ack %d finished job(s) (%s); kept to send again, or their leases return them",
+            held, gh_strerror(rc));
+    else if (acked < held)
+        GH_WARN(&ctx->log, "worker: %d of %d finished job(s) were no longer in processing (reaped)",
+                held - acked, held);
+}
+
+/* After an interrupted job: the acks held for the batch go over a fresh
+ * connection (ctx->redis may be mid-reply), bounded by an alarm. */
+static void flush_acks_fresh(struct gh_ctx *ctx, const char *queue, struct gh_queue_acks *acks)
+{
+    struct gh_redis *fresh;
+
+    if (acks->n == 0 || !ctx->cfg || !ctx->cfg->redis_url[0])
+        return;
+    signal(SIGALRM, SIG_DFL);
+    alarm_installed = 0;
+    alarm(RECOVERY_ALARM_S);
+    fresh = gh_redis_new(ctx->cfg->redis_url, ctx->cfg->redis_timeout_ms, &ctx->log);
+    if (fresh)
+        flush_acks(ctx, fresh, queue, acks);
+    gh_redis_free(fresh);
+    alarm(0);
+}
+
+/* Runs a batch, or gives its jobs back when the run is ending. Successful
+ * runs' acks are held in acks and go with the next take (one script per
+ * batch); the parent keeps every job of the batch leased meanwhile. Held
+ * acks older than ACK_HOLD_MS (slow jobs) are sent before the next job. */
 static void run_batch(struct gh_ctx *ctx, const struct gh_worker_opts *o, const char *queue,
-                      struct gh_job *jobs, int n, int lease_ms, int64_t end_mono)
+                      struct gh_job *jobs, int n, int lease_ms, int64_t end_mono, struct gh_queue_acks *acks,
+                      struct run_tally *tally)
 {
     struct gh_job_result res;
+    int64_t held_since = gh_mono_ms();
 
+    slot_set(jobs, n);
     for (int i = 0; i < n; i++) {
         if (stop_requested || gh_mono_ms() >= end_mono) {
             gh_queue_release(ctx->redis, queue, &jobs[i]);
             continue;
+        }
+        if (acks->n > 0 && gh_mono_ms() - held_since > ACK_HOLD_MS) {
+            flush_acks(ctx, ctx->redis, queue, acks);
+            held_since = gh_mono_ms();
         }
         if (i > 0 && gh_now_ms() - jobs[i].taken_ms > lease_ms / 3) {
             int held = gh_queue_renew(ctx->redis, queue, jobs[i].id, lease_ms);
@@ -522,12 +648,15 @@ static void run_batch(struct gh_ctx *ctx, const struct gh_worker_opts *o, const 
                 continue;
             }
         }
-        slot_set(jobs[i].id);
-        gh_worker_run_job(ctx, queue, &jobs[i], o->lookup, &res);
-        slot_set(NULL);
+        run_job(ctx, queue, &jobs[i], o->lookup, &res, acks);
+        if (res.outcome == GH_JOB_DONE)
+            tally->done++;
+        else
+            tally->failed++;
         if (res.tainted) {
             GH_WARN(&ctx->log, "worker child %d: a job was interrupted, exiting to start clean",
-                    (int)getpid());
+                    (int)my_pid());
+            flush_acks_fresh(ctx, queue, acks);
             _exit(3); /* connections may be mid-request: do not reuse or close them; the rest is reaped */
         }
     }
@@ -538,12 +667,15 @@ static void run_batch(struct gh_ctx *ctx, const struct gh_worker_opts *o, const 
 static int child_main(const struct gh_worker_opts *o, const char *queue, int64_t end_mono, int lease_ms)
 {
     struct gh_job jobs[GH_QUEUE_TAKE_MAX];
+    struct gh_queue_acks acks;
+    struct run_tally tally;
     struct gh_queue_poll p;
     struct gh_ctx ctx;
-    int status = 0;
+    int status = 0, acked = 0;
 
     memset(&ctx, 0, sizeof(ctx));
     memset(jobs, 0, sizeof(jobs));
+    memset(&acks, 0, sizeof(acks));
     if (o->ctx_open(&ctx, o->arg) != GH_OK) {
         status = 2;
         goto out;
@@ -554,19 +686,36 @@ static int child_main(const struct gh_worker_opts *o, const char *queue, int64_t
     p.max = o->batch > 0 ? (o->batch > GH_QUEUE_TAKE_MAX ? GH_QUEUE_TAKE_MAX : o->batch)
                          : GH_WORKER_DEFAULT_BATCH;
     p.wait_ms = 1000;
+    p.acks = &acks;
+    p.acks_done = &acked;
+    tally.done = tally.failed = 0;
+    tally.since_mono = gh_mono_ms();
     while (!stop_requested && gh_mono_ms() < end_mono) {
-        int n = 0, rc = gh_queue_take(ctx.redis, queue, &p, jobs, &n);
+        int n = 0, held = acks.n, rc;
+        int64_t now;
 
+        acked = 0;
+        rc = gh_queue_take(ctx.redis, queue, &p, jobs, &n);
+        if (held > 0 && acks.n == 0 && acked < held)
+            GH_WARN(&ctx.log, "worker: %d of %d finished job(s) were no longer in processing (reaped)",
+                    held - acked, held);
         if (rc == GH_OK)
-            run_batch(&ctx, o, queue, jobs, n, lease_ms, end_mono);
+            run_batch(&ctx, o, queue, jobs, n, lease_ms, end_mono, &acks, &tally);
         for (int i = 0; i < n; i++)
             gh_job_cleanup(&jobs[i]);
         if (rc == GH_EREDIS) {
             GH_WARN(&ctx.log, "worker: Redis unavailable, retrying");
             sleep_ms(500);
         }
-        gh_metrics_flush_due(ctx.redis, gh_mono_ms());
+        now = gh_mono_ms();
+        gh_metrics_flush_due(ctx.redis, now);
+        if (now - tally.since_mono >= SUMMARY_EVERY_MS)
+            tally_log(&ctx, &tally, now);
     }
+    flush_acks(&ctx, ctx.redis, queue, &acks);
+    gh_queue_acks_cleanup(&acks); /* not sent: logged above; their leases return them */
+    slot_set(NULL, 0);
+    tally_log(&ctx, &tally, gh_mono_ms());
     gh_metrics_flush(ctx.redis);
 out:
     if (o->ctx_close)
@@ -587,6 +736,7 @@ static pid_t spawn_child(const struct gh_worker_opts *o, const char *queue, int6
         return -1;
     }
     if (pid == 0) {
+        self_pid = getpid();
         stop_requested = 0;
         my_slot = hb_slots ? &hb_slots[slot] : NULL;
         install_stop_handlers();
@@ -621,24 +771,26 @@ out:
     return status;
 }
 
-/* Extends the leases of the jobs the live children are running. */
+/* Extends the leases of the jobs the live children hold. */
 static void heartbeat(struct gh_ctx *ctx, const char *queue, const pid_t *pids, int n, int lease_ms)
 {
-    char ids[MAX_CHILDREN][160];
-    const char *ptrs[MAX_CHILDREN];
-    int k = 0;
+    static char ids[GH_QUEUE_TAKE_MAX][160];
+    const char *ptrs[GH_QUEUE_TAKE_MAX];
+    int failed = 0;
 
     for (int i = 0; i < n; i++) {
+        int k;
+
         if (pids[i] <= 0)
             continue;
-        slot_read(i, ids[k], sizeof(ids[k]));
-        if (ids[k][0]) {
-            ptrs[k] = ids[k];
-            k++;
-        }
+        k = slot_read(i, ids);
+        for (int j = 0; j < k; j++)
+            ptrs[j] = ids[j];
+        if (k > 0 && gh_queue_extend(ctx->redis, queue, ptrs, k, lease_ms) != GH_OK)
+            failed += k;
     }
-    if (k > 0 && gh_queue_extend(ctx->redis, queue, ptrs, k, lease_ms) != GH_OK)
-        GH_WARN(&ctx->log, "worker: could not extend %d running job lease(s)", k);
+    if (failed > 0)
+        GH_WARN(&ctx->log, "worker: could not extend %d running job lease(s)", failed);
 }
 
 int gh_worker_run(const struct gh_worker_opts *o)

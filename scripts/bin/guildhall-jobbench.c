@@ -15,11 +15,14 @@
  *       lead-s from now, drains the default queue with a worker run while the
  *       separately started guildhall-scheduler promotes them, and prints the
  *       lateness (fired_at - due_at) p50 / p99 / max from scheduled_actions.
- *   guildhall-jobbench watch --pid P --redis-prefix bull --n N
+ *   guildhall-jobbench watch --pid P --n N
  *       follows the BullMQ peer (bench.mjs) from outside: samples the CPU of
  *       process P from /proc when its wait list first holds N jobs (enqueue
  *       done) and when wait and active are both empty (drained), and prints
  *       the drain's jobs/s and jobs per CPU-second.
+ *   --redis-pid R (drain, watch) also samples redis-server's CPU over the
+ *       drain and prints it per job ("redis_us_per_job", microseconds; it
+ *       includes the bench's own progress polling, alike for both sides).
  *
  * Output: one line of JSON per command (the script compares them). */
 #define _GNU_SOURCE /* sched_setaffinity, CPU_SET */
@@ -63,7 +66,13 @@ static int run_pgrow(struct gh_ctx *ctx, const struct gh_job *job)
 {
     const char *p[1] = {job->id};
 
-    return gh_pg_command(ctx->pg, "INSERT INTO bench_job_rows (id) VALUES ($1) ON CONFLICT DO NOTHING", 1, p);
+    PGresult *res = gh_pg_exec_prepared(
+        ctx->pg, "bench_pgrow", "INSERT INTO bench_job_rows (id) VALUES ($1) ON CONFLICT DO NOTHING", 1, p);
+
+    if (!res)
+        return GH_EPG;
+    PQclear(res);
+    return GH_OK;
 }
 
 static const struct gh_job_kind bench_kinds[] = {
@@ -165,16 +174,24 @@ static long long pg_count(struct gh_ctx *ctx, const char *sql)
     return v;
 }
 
+static double proc_cpu(pid_t pid);
+
+/* Redis CPU per job in microseconds ("redis_us_per_job"), -1 when unknown. */
+static double redis_us_per_job(double c0, double c1, int n)
+{
+    return c0 >= 0 && c1 >= c0 && n > 0 ? (c1 - c0) * 1e6 / n : -1;
+}
+
 /* ---- drain ----------------------------------------------------------------------------- */
 
-static int cmd_drain(const char *kind, int n, int cpu, const char *queue)
+static int cmd_drain(const char *kind, int n, int cpu, const char *queue, pid_t redis_pid)
 {
     struct gh_ctx ctx;
     struct gh_queue_stats st;
     char id[64], full_kind[32];
     json_object *payload = NULL;
     int64_t t0, t1, deadline;
-    double cpu_s;
+    double cpu_s, r0 = -1, r1 = -1;
     long long rows = -1;
     pid_t w;
     int pg = strcmp(kind, "pgrow") == 0, rc = 1;
@@ -201,6 +218,8 @@ static int cmd_drain(const char *kind, int n, int cpu, const char *queue)
             goto out;
         }
     }
+    if (redis_pid > 0)
+        r0 = proc_cpu(redis_pid);
     t0 = gh_mono_ms();
     w = start_worker(queue, 1, cpu);
     deadline = t0 + 600000;
@@ -215,13 +234,16 @@ static int cmd_drain(const char *kind, int n, int cpu, const char *queue)
         }
     }
     t1 = gh_mono_ms();
+    if (redis_pid > 0)
+        r1 = proc_cpu(redis_pid);
     cpu_s = stop_worker(w);
     if (pg)
         rows = pg_count(&ctx, "SELECT count(*) FROM bench_job_rows");
     printf("{\"impl\":\"guildhall\",\"kind\":\"%s\",\"jobs\":%d,\"drain_ms\":%" PRId64
-           ",\"per_s\":%.0f,\"cpu_s\":%.3f,\"per_cpu_s\":%.0f,\"dead\":%lld,\"rows\":%lld}\n",
+           ",\"per_s\":%.0f,\"cpu_s\":%.3f,\"per_cpu_s\":%.0f,\"redis_us_per_job\":%.1f,"
+           "\"dead\":%lld,\"rows\":%lld}\n",
            kind, n, t1 - t0, (double)n * 1000.0 / (double)(t1 - t0 > 0 ? t1 - t0 : 1), cpu_s,
-           cpu_s > 0 ? (double)n / cpu_s : 0.0, st.dead, rows);
+           cpu_s > 0 ? (double)n / cpu_s : 0.0, redis_us_per_job(r0, r1, n), st.dead, rows);
     rc = (st.dead == 0 && (!pg || rows == n)) ? 0 : 1;
     if (rc)
         fprintf(stderr, "jobbench: %lld dead letter(s), %lld row(s) for %d jobs\n", st.dead, rows, n);
@@ -335,11 +357,11 @@ static long long llen(struct gh_redis *r, const char *key)
     return v;
 }
 
-static int cmd_watch(pid_t pid, int n)
+static int cmd_watch(pid_t pid, int n, pid_t redis_pid)
 {
     struct gh_ctx ctx;
     char name[200] = "", wait_key[256], active_key[256];
-    double c0 = -1, c1 = -1, last = -1;
+    double c0 = -1, c1 = -1, last = -1, r0 = -1, r1 = -1;
     int64_t t0 = 0, t1 = 0, deadline = gh_mono_ms() + 600000;
     int rc = 1;
 
@@ -367,9 +389,13 @@ static int cmd_watch(pid_t pid, int n)
         if (c0 < 0 && (w >= n || (w >= 0 && w < n && a > 0))) {
             c0 = c; /* enqueue done (the worker starts only after addBulk finished) */
             t0 = gh_mono_ms();
+            if (redis_pid > 0)
+                r0 = proc_cpu(redis_pid);
         } else if (c0 >= 0 && w == 0 && a == 0) {
             c1 = c;
             t1 = gh_mono_ms();
+            if (redis_pid > 0)
+                r1 = proc_cpu(redis_pid);
             break;
         }
         sleep_ms(1);
@@ -377,13 +403,15 @@ static int cmd_watch(pid_t pid, int n)
     if (c0 >= 0 && c1 < 0) { /* exited between two samples: the last reading */
         c1 = last;
         t1 = gh_mono_ms();
+        if (redis_pid > 0)
+            r1 = proc_cpu(redis_pid);
     }
     if (c0 >= 0 && c1 >= c0) {
         double cpu = c1 - c0;
         printf("{\"impl\":\"bullmq\",\"jobs\":%d,\"drain_ms\":%" PRId64 ",\"per_s\":%.0f,\"cpu_s\":%.3f,"
-               "\"per_cpu_s\":%.0f}\n",
+               "\"per_cpu_s\":%.0f,\"redis_us_per_job\":%.1f}\n",
                n, t1 - t0, (double)n * 1000.0 / (double)(t1 - t0 > 0 ? t1 - t0 : 1), cpu,
-               cpu > 0 ? (double)n / cpu : 0.0);
+               cpu > 0 ? (double)n / cpu : 0.0, redis_us_per_job(r0, r1, n));
         rc = 0;
     } else {
         fprintf(stderr, "jobbench watch: could not follow the peer (queue %s)\n",
@@ -397,16 +425,17 @@ static int cmd_watch(pid_t pid, int n)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: guildhall-jobbench drain --kind noop|pgrow [--n N] [--cpu C] [--queue Q]\n"
-               "       guildhall-jobbench timers [--n N] [--span-s S] [--lead-s L] [--cpu C]\n"
-               "       guildhall-jobbench watch --pid P --n N\n");
+    fprintf(
+        f, "usage: guildhall-jobbench drain --kind noop|pgrow [--n N] [--cpu C] [--queue Q] [--redis-pid R]\n"
+           "       guildhall-jobbench timers [--n N] [--span-s S] [--lead-s L] [--cpu C]\n"
+           "       guildhall-jobbench watch --pid P --n N [--redis-pid R]\n");
 }
 
 int main(int argc, char **argv)
 {
     const char *kind = "noop", *queue = "benchq";
     int n = -1, cpu = 0, span = 60, lead = 15, rc;
-    pid_t pid = 0;
+    pid_t pid = 0, redis_pid = 0;
 
     if (argc < 2) {
         usage(stderr);
@@ -432,6 +461,8 @@ int main(int argc, char **argv)
             lead = atoi(v);
         else if (strcmp(a, "--pid") == 0)
             pid = (pid_t)atoi(v);
+        else if (strcmp(a, "--redis-pid") == 0)
+            redis_pid = (pid_t)atoi(v);
         else {
             usage(stderr);
             return 2;
@@ -440,11 +471,11 @@ int main(int argc, char **argv)
     }
     gh_app_boot(&app, GH_SVC_WORKER, "jobbench", "guildhall-jobbench");
     if (strcmp(argv[1], "drain") == 0)
-        rc = cmd_drain(kind, n > 0 ? n : 20000, cpu, queue);
+        rc = cmd_drain(kind, n > 0 ? n : 20000, cpu, queue, redis_pid);
     else if (strcmp(argv[1], "timers") == 0)
         rc = cmd_timers(n > 0 ? n : 10000, span > 0 ? span : 60, lead >= 0 ? lead : 15, cpu);
     else if (strcmp(argv[1], "watch") == 0 && pid > 0 && n > 0)
-        rc = cmd_watch(pid, n);
+        rc = cmd_watch(pid, n, redis_pid);
     else {
         usage(stderr);
         rc = 2;

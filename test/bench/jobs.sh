@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The job system's benchmark (make bench runs it after the interactions bench; never a test).
 # Side by side on the bench stack's Redis:
-#   - jobs drained per second and per CPU-second of the worker, no-op jobs and jobs that write
+#   - jobs drained per second and per CPU-second of the worker (and redis-server's CPU per job over
+#     the drain, from /proc, not counted in the ratio), no-op jobs and jobs that write
 #     one PostgreSQL row: our worker (guildhall-jobbench drain: one production worker run, one
 #     child, batches, leases, heartbeats, job_runs written) and the BullMQ peer from
 #     ../shared/peers/bullmq/ (one Node process, concurrency 50); each worker pinned to CPU 0,
@@ -9,7 +10,7 @@
 #   - timer lateness (fired_at - due_at) p50/p99 for TIMERS timers due in the same minute, fired
 #     by guildhall-scheduler and a worker run.
 # Goal printed: >= 2x BullMQ jobs per worker CPU-second, lateness p99 < 1 s.
-#   JOBS_N=20000 TIMERS=10000 TIMER_SPAN_S=60 test/bench/jobs.sh
+#   JOBS_N=20000 TIMERS=10000 TIMER_SPAN_S=60 test/bench/jobs.sh   (TIMERS=0: no timer part)
 # Starts the bench stack itself unless GH_BENCH_STACK_UP=1 (scripts/bench.sh, which has it up).
 set -uo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
@@ -41,6 +42,7 @@ done; }
 pg_pid=$(head -1 "$PG_DATA/postmaster.pid" 2>/dev/null)
 pin_tree 1 "$(cat "$RUN/redis.pid")" "$pg_pid"
 redis_db0() { echo "${REDIS_URL%/*}/0"; }
+redis_pid=$(cat "$RUN/redis.pid")
 
 # ---- BullMQ peer ---------------------------------------------------------------------------
 peer=0
@@ -57,7 +59,7 @@ declare -A OURS THEIRS
 field() { echo "$1" | sed -n "s/.*\"$2\":\([-0-9.]*\).*/\1/p"; }
 
 run_ours() { # kind -> json
-  taskset -c 1 "$BIN/guildhall-jobbench" drain --kind "$1" --n "$N" --cpu 0 --queue "bench$1" 2>>"$RUN/logs/jobbench.err"
+  taskset -c 1 "$BIN/guildhall-jobbench" drain --kind "$1" --n "$N" --cpu 0 --queue "bench$1" --redis-pid "$redis_pid" 2>>"$RUN/logs/jobbench.err"
 }
 run_peer() { # kind(noop|pg) -> json from the watcher
   local out="$RUN/logs/bullmq-$1.out" pid w
@@ -65,7 +67,7 @@ run_peer() { # kind(noop|pg) -> json from the watcher
      exec taskset -c 0 node bench.mjs >"$out" 2>&1) &
   pid=$!
   # the subshell execs node: $! is node's pid
-  w=$(taskset -c 1 "$BIN/guildhall-jobbench" watch --pid "$pid" --n "$N" 2>>"$RUN/logs/jobbench.err")
+  w=$(taskset -c 1 "$BIN/guildhall-jobbench" watch --pid "$pid" --n "$N" --redis-pid "$redis_pid" 2>>"$RUN/logs/jobbench.err")
   wait "$pid" || { echo "jobs bench: BullMQ $1 run failed: $(tail -3 "$out")" >&2; return 1; }
   echo "$w"
   echo "  (bench.mjs itself: $(tail -1 "$out"))" >&2
@@ -76,14 +78,16 @@ echo "bench: jobs, $N per run, each worker pinned to CPU 0 (Redis, PostgreSQL on
 for kind in noop pgrow; do
   j=$(run_ours "$kind") || { echo "jobs bench: our $kind run failed (see $RUN/logs/jobbench.err)"; fail=1; }
   OURS[$kind]=$(field "$j" per_cpu_s)
-  printf '%-10s %-6s %8s jobs/s  %8s jobs per CPU-s  (drain %s ms, CPU %s s)\n' guildhall "$kind" \
-    "$(field "$j" per_s)" "${OURS[$kind]}" "$(field "$j" drain_ms)" "$(field "$j" cpu_s)"
+  printf '%-10s %-6s %8s jobs/s  %8s jobs per CPU-s  (drain %s ms, CPU %s s, Redis %s us/job)\n' guildhall \
+    "$kind" "$(field "$j" per_s)" "${OURS[$kind]}" "$(field "$j" drain_ms)" "$(field "$j" cpu_s)" \
+    "$(field "$j" redis_us_per_job)"
   if [ $peer = 1 ]; then
     pk=$kind; [ "$kind" = pgrow ] && pk=pg
     j=$(run_peer "$pk") || { fail=1; continue; }
     THEIRS[$kind]=$(field "$j" per_cpu_s)
-    printf '%-10s %-6s %8s jobs/s  %8s jobs per CPU-s  (drain %s ms, CPU %s s)\n' bullmq "$kind" \
-      "$(field "$j" per_s)" "${THEIRS[$kind]}" "$(field "$j" drain_ms)" "$(field "$j" cpu_s)"
+    printf '%-10s %-6s %8s jobs/s  %8s jobs per CPU-s  (drain %s ms, CPU %s s, Redis %s us/job)\n' bullmq \
+      "$kind" "$(field "$j" per_s)" "${THEIRS[$kind]}" "$(field "$j" drain_ms)" "$(field "$j" cpu_s)" \
+      "$(field "$j" redis_us_per_job)"
   fi
 done
 for kind in noop pgrow; do
@@ -93,7 +97,8 @@ for kind in noop pgrow; do
   echo "ratio guildhall/bullmq $kind: ${r}x jobs per worker CPU-second (goal >= 2x: $ok)"
 done
 
-# ---- timer lateness ------------------------------------------------------------------------
+# ---- timer lateness (TIMERS=0 skips it) ----------------------------------------------------
+if [ "$TIMERS" -gt 0 ]; then
 echo "bench: timers, $TIMERS due within ${SPAN}s, guildhall-scheduler + one worker run (2 children)"
 WORKER_TICK_S=$((SPAN + 120)) LOG_FILE="$RUN/logs/scheduler.log" taskset -c 1 "$BIN/guildhall-scheduler" &
 sched=$!
@@ -102,5 +107,6 @@ kill -TERM "$sched" 2>/dev/null; wait "$sched" 2>/dev/null
 p99=$(field "$j" p99_s)
 echo "timers: $(field "$j" done)/$TIMERS fired, lateness p50 $(field "$j" p50_s) s, p99 ${p99:-?} s, max $(field "$j" max_s) s" \
   "(goal p99 < 1 s: $(awk -v p="${p99:--1}" 'BEGIN{ print (p >= 0 && p < 1) ? "met" : "NOT met" }'))"
+fi
 [ $fail -eq 0 ] && echo "jobs bench: no errors" || echo "jobs bench: FAILED (errors above; logs in $RUN/logs/)"
 exit $fail

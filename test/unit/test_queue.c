@@ -504,12 +504,75 @@ static void test_redis_down(void **state)
     gh_redis_free(dead);
 }
 
+/* Acks held back go with the next take, in its script: the jobs leave
+ * processing and their leases, their state is the final one, their log
+ * entries are pushed; an ack whose job was reaped meanwhile does not count. */
+static void test_acks_with_take(void **state)
+{
+    NEED_REDIS();
+    struct gh_queue_acks acks;
+    struct gh_queue_poll p = {.lease_ms = 10000, .max = 3, .wait_ms = 0};
+    struct gh_job jobs[3], more[3];
+    char id[64], logk[256];
+    int n = 0, m = 0, acked = 0;
+
+    (void)state;
+    memset(&acks, 0, sizeof(acks));
+    for (int i = 0; i < 5; i++) {
+        snprintf(id, sizeof(id), "test:acks:%d:%d", (int)getpid(), i);
+        assert_int_equal(gh_queue_enqueue(r, queue, id, "test.acks", 0, NULL, 0), GH_OK);
+    }
+    assert_int_equal(gh_queue_take(r, queue, &p, jobs, &n), GH_OK);
+    assert_int_equal(n, 3);
+    assert_int_equal(gh_queue_ack_defer(&acks, &jobs[0], "done", "{\"e\":0}"), GH_OK);
+    assert_int_equal(gh_queue_ack_defer(&acks, &jobs[1], "expired", NULL), GH_OK);
+    assert_int_equal(gh_queue_len(r, queue, "processing"), 3); /* held: nothing sent yet */
+    p.acks = &acks;
+    p.acks_done = &acked;
+    assert_int_equal(gh_queue_take(r, queue, &p, more, &m), GH_OK);
+    assert_int_equal(m, 2);
+    assert_int_equal(acks.n, 0);
+    assert_int_equal(acked, 2);
+    assert_int_equal(gh_queue_len(r, queue, "processing"), 3); /* jobs[2] and the two new ones */
+    assert_int_equal(gh_queue_len(r, queue, "leases"), 3);
+    expect_state(jobs[0].id, "done");
+    expect_state(jobs[1].id, "expired");
+    expect_state(jobs[2].id, "running");
+    assert_int_equal(gh_queue_key(logk, sizeof(logk), queue, "log"), GH_OK);
+    redisReply *rep = gh_redis_cmd(r, "LRANGE %s 0 -1", logk);
+    assert_non_null(rep);
+    assert_int_equal(rep->elements, 1);
+    assert_string_equal(rep->element[0]->str, "{\"e\":0}");
+    freeReplyObject(rep);
+    /* A flush on its own; jobs[2] was given back (as a reaper would) first. */
+    assert_int_equal(gh_queue_release(r, queue, &jobs[2]), GH_OK);
+    assert_int_equal(gh_queue_ack_defer(&acks, &jobs[2], "done", NULL), GH_OK);
+    assert_int_equal(gh_queue_ack_defer(&acks, &more[0], "done", NULL), GH_OK);
+    assert_int_equal(gh_queue_ack_flush(r, queue, &acks, &acked), GH_OK);
+    assert_int_equal(acked, 1);
+    assert_int_equal(acks.n, 0);
+    assert_int_equal(gh_queue_len(r, queue, "processing"), 1);
+    assert_int_equal(gh_queue_len(r, queue, "ready"), 1);
+    expect_state(more[0].id, "done");
+    /* A full set is refused (flush first). */
+    for (int i = 0; i < GH_QUEUE_TAKE_MAX; i++)
+        assert_int_equal(gh_queue_ack_defer(&acks, &more[1], "done", NULL), GH_OK);
+    assert_int_equal(gh_queue_ack_defer(&acks, &more[1], "done", NULL), GH_ETOOBIG);
+    gh_queue_acks_cleanup(&acks);
+    assert_int_equal(acks.n, 0);
+    for (int i = 0; i < n; i++)
+        gh_job_cleanup(&jobs[i]);
+    for (int i = 0; i < m; i++)
+        gh_job_cleanup(&more[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_partition),
         cmocka_unit_test_setup(test_enqueue_dedupe, each),
         cmocka_unit_test_setup(test_pop_ack, each),
+        cmocka_unit_test_setup(test_acks_with_take, each),
         cmocka_unit_test_setup(test_fail_retry_dead, each),
         cmocka_unit_test_setup(test_malformed_goes_dead, each),
         cmocka_unit_test_setup(test_dedupe_states, each),
