@@ -70,6 +70,7 @@ int main(int argc, char **argv)
     wo.concurrency = app.cfg.worker_concurrency;
     wo.run_s = app.cfg.worker_tick_s + RUN_OVERLAP_S;
     wo.once = once;
+    wo.lease_ms = app.cfg.job_lease_s * 1000;
     wo.lookup = gh_registry_job;
     wo.ctx_open = ctx_open;
     wo.ctx_close = ctx_close;

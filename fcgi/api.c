@@ -48,18 +48,12 @@ static void health(struct gh_ctx *ctx, const struct gh_http_req *req, struct gh_
 
 static void metrics(struct gh_ctx *ctx, const struct gh_http_req *req, struct gh_http_resp *resp)
 {
-    static const char *const states[] = {"ready", "processing", "dead"};
+    static const char *const queues[] = {GH_QUEUE_DEFAULT, NULL};
     (void)req;
     gh_http_resp_set(resp, 200, "text/plain; version=0.0.4");
     int rc = gh_metrics_render(ctx->redis, &resp->body);
-    if (rc == GH_OK)
-        rc = gh_buf_puts(&resp->body, "# TYPE gh_queue_jobs gauge\n");
-    for (size_t i = 0; rc == GH_OK && i < sizeof(states) / sizeof(states[0]); i++) {
-        long long n = gh_queue_len(ctx->redis, GH_QUEUE_DEFAULT, states[i]);
-        if (n >= 0)
-            rc = gh_buf_printf(&resp->body, "gh_queue_jobs{queue=\"%s\",state=\"%s\"} %lld\n",
-                               GH_QUEUE_DEFAULT, states[i], n);
-    }
+    if (rc == GH_OK) /* ready, delayed, processing, dead, running per queue; oldest ready age */
+        rc = gh_queue_metrics(ctx->redis, queues, &resp->body);
     if (rc == GH_OK)
         rc = gh_buf_printf(&resp->body, "# TYPE gh_build_info gauge\ngh_build_info{version=\"%s\"} 1\n",
                            GH_VERSION);

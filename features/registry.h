@@ -46,8 +46,11 @@ struct gh_component {
 struct gh_job_kind {
     const char *kind; /* "core:followup" */
     gh_job_fn run;
-    int timeout_s;    /* 0 = 30 */
-    int max_attempts; /* 0 = 3 */
+    int timeout_s;       /* 0 = 30 */
+    int max_attempts;    /* 0 = 3 */
+    int backoff_base_ms; /* first retry delay before jitter, doubling per attempt (cap 5 min); 0 = 1000 */
+    int deadline_s;      /* drop the job as expired this long after enqueue when the enqueuer gave no
+                          * deadline; 0 = none */
 };
 
 struct gh_feature {

@@ -5,6 +5,7 @@
 # fresh pool of requests (unique ids, command `ping`) right before each run, and prints req/s,
 # p50, p99 and CPU-seconds per request over every server-side process (from /proc), with our
 # ratios. Fails on any non-2xx response or socket error.
+# Then the job bench (test/bench/jobs.sh): jobs per worker CPU-second against BullMQ, timer lateness.
 #   BENCH_SECONDS=10 BENCH_CONNS=64 scripts/bench.sh
 set -uo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -103,4 +104,8 @@ done
 p99=$(ms "${P99[guildhall-$CONNS]}")
 echo "guildhall p99 at $CONNS connections: ${p99} ms (goal < 15 ms); $BIG connections: p99 $(ms "${P99[guildhall-$BIG]}") ms"
 [ $fail -eq 0 ] && echo "bench: no errors" || echo "bench: FAILED (errors above)"
+
+# The job system: our worker against the BullMQ peer on the same Redis, and timer lateness
+# (test/bench/jobs.sh; it stops this stack's cron loop, so it runs last).
+GH_BENCH_STACK_UP=1 test/bench/jobs.sh || fail=1
 exit $fail

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The local stack's stand-in for cron: starts guildhall-worker every WORKER_TICK_S seconds
-# under flock, exactly as cron/crontab does every minute in production. A run lasts a tick plus
-# a few seconds, so two lock slots (alternating by tick) let consecutive runs overlap and
-# pickup stays sub-second, while never more than two runs exist at once.
+# The local stack's stand-in for cron: starts guildhall-worker and guildhall-scheduler every
+# WORKER_TICK_S seconds under flock, exactly as cron/crontab does every minute in production. A
+# run lasts a tick plus a few seconds, so two lock slots per binary (alternating by tick) let
+# consecutive runs overlap and pickup stays sub-second, while never more than two runs of each
+# exist at once. The scheduler logs to logs/scheduler.log, the worker to the loop's LOG_FILE.
 #   scripts/cron-loop.sh <run dir> <bin dir>
 set -u
 RUN=$1
@@ -17,6 +18,9 @@ while :; do
   # The subshell takes the lock and then becomes the worker (exec), so the pid we keep is the
   # worker's own and stopping the stack stops it; the lock is released when it exits.
   ( exec 9>"$RUN/worker-$slot.lock"; flock -n 9 || exit 0; exec "$BIN/guildhall-worker" ) >>"$RUN/logs/worker.out" 2>&1 &
+  children+=($!)
+  ( exec 9>"$RUN/scheduler-$slot.lock"; flock -n 9 || exit 0
+    LOG_FILE="$RUN/logs/scheduler.log" exec "$BIN/guildhall-scheduler" ) >>"$RUN/logs/scheduler.out" 2>&1 &
   children+=($!)
   n=$((n + 1))
   # keep only live children in the list

@@ -7,12 +7,32 @@
  * `concurrency` children that each loop pop -> run -> ack/fail, and flushes
  * the command log into PostgreSQL about every second itself.
  *
+ * Children take jobs in batches (gh_queue_take) under a lease of
+ * JOB_LEASE_S. Each child publishes the id of the job it is running in a
+ * slot of shared memory; the parent extends those leases every quarter lease
+ * (one ZADD XX), so a long job keeps its lease while its child lives, and a
+ * child killed mid-job stops being extended: its job returns to ready when
+ * the lease expires (the reaper runs in every take). A job waiting in a
+ * batch has its lease renewed before it runs, and is skipped if it was lost.
+ * Without the parent (gh_worker_step, --once) a job's lease is set to its
+ * timeout plus the lease before it runs.
+ *
  * Outcome of one job:
- *  - deadline passed            -> dropped: WARN with kind, id, lateness; acked
+ *  - deadline passed (the job's, or the kind's deadline_s counted from
+ *    enqueue)                   -> dropped: WARN with kind, id, lateness; acked
  *  - kind unknown               -> dead letter at once (max_attempts 1)
+ *  - attempt > max_attempts     -> dead letter (its worker died on every
+ *                                  attempt: the reaper counted them)
  *  - handler GH_OK              -> acked
  *  - handler GH_EINVAL/GH_EJSON -> dead letter at once (retrying cannot help)
- *  - other error, or timeout    -> gh_queue_fail with the kind's max_attempts
+ *  - other error, or timeout    -> gh_queue_fail_ex with the kind's
+ *                                  max_attempts and backoff_base_ms
+ * Every run is recorded: a job_runs entry (lib/store/joblog.h) pushed with
+ * the transition, gh_jobs_total{kind,status} and gh_job_lateness_seconds
+ * {queue} (start - due time, or - enqueue time) in the process's deferred
+ * metrics. A job whose payload carries "timer_id" reports to the timers
+ * module before (gh_timers_job_started: a cancelled timer is not run) and
+ * after (gh_timers_job_finished) each run.
  * A job that runs past its timeout is interrupted (SIGALRM + siglongjmp):
  * the failure is recorded over a fresh Redis connection and the result is
  * marked tainted, because the interrupted code may have left its
@@ -33,6 +53,7 @@ typedef const struct gh_job_kind *(*gh_worker_lookup_fn)(const char *kind, const
 
 #define GH_WORKER_DEFAULT_TIMEOUT_S 30
 #define GH_WORKER_DEFAULT_ATTEMPTS 3
+#define GH_WORKER_DEFAULT_BATCH 8
 
 enum gh_job_outcome {
     GH_JOB_DONE = 0, /* acked */
@@ -83,6 +104,8 @@ struct gh_worker_opts {
     int run_s;         /* how long a run takes jobs: WORKER_TICK_S + 5 */
     int grace_s;       /* after run_s, how long to wait for running jobs before SIGKILL; 0 = 40 */
     int once;          /* no fork: drain what is ready, flush the command log, return */
+    int lease_ms;      /* 0 = JOB_LEASE_S from the parent's ctx->cfg, else 10 s */
+    int batch;         /* jobs a child takes per poll; 0 = GH_WORKER_DEFAULT_BATCH */
     gh_worker_lookup_fn lookup;
     gh_worker_ctx_open_fn ctx_open;
     gh_worker_ctx_close_fn ctx_close;

@@ -16,6 +16,7 @@
 #include <json-c/json.h>
 
 #include "core/err.h"
+#include "core/str.h"
 #include "core/timeutil.h"
 #include "store/queue.h"
 #include "store/redis.h"
@@ -42,11 +43,11 @@ static void url_with_db(const char *url, int db, char *out, size_t size)
 
 static void clear_queue(void)
 {
-    static const char *const kinds[] = {"ready", "processing", "dead"};
+    static const char *const kinds[] = {"ready", "processing", "dead", "delayed", "leases", "log"};
     char key[128];
     size_t i;
 
-    for (i = 0; i < 3; i++) {
+    for (i = 0; i < 6; i++) {
         gh_key_queue(key, sizeof(key), gh_queue_partition(queue), queue, kinds[i]);
         freeReplyObject(gh_redis_cmd(r, "DEL %s", key));
     }
@@ -168,6 +169,15 @@ static void test_pop_ack(void **state)
     json_object_put(payload);
 }
 
+static void take_due(struct gh_job *job)
+{
+    struct gh_queue_poll p = {.lease_ms = 5000, .max = 1, .wait_ms = 3000};
+    int n = 0;
+
+    assert_int_equal(gh_queue_take(r, queue, &p, job, &n), GH_OK);
+    assert_int_equal(n, 1);
+}
+
 static void test_fail_retry_dead(void **state)
 {
     NEED_REDIS();
@@ -184,29 +194,39 @@ static void test_fail_retry_dead(void **state)
     assert_int_equal(gh_queue_enqueue(r, queue, id, "test.fail", 0, NULL, 0), GH_OK);
     for (attempt = 1; attempt <= 3; attempt++) {
         char err[32];
+        int64_t retry_at = -1, before = gh_now_ms();
 
-        assert_int_equal(gh_queue_pop(r, queue, 1, &job), GH_OK);
+        take_due(&job); /* a retry waits in delayed until due: take waits for it */
         assert_int_equal(job.attempt, attempt);
         assert_true(job.guild_id == 0);
         snprintf(err, sizeof(err), "boom %d", attempt);
-        assert_int_equal(gh_queue_fail(r, queue, &job, 3, err), GH_OK);
+        assert_int_equal(gh_queue_fail_ex(r, queue, &job, 3, 100, err, NULL, &retry_at), GH_OK);
         assert_int_equal(gh_queue_len(r, queue, "processing"), 0);
-        assert_int_equal(gh_queue_len(r, queue, "ready"), attempt < 3 ? 1 : 0);
-        if (attempt < 3) { /* requeued with the error */
-            char ready[256];
+        assert_int_equal(gh_queue_len(r, queue, "leases"), 0);
+        assert_int_equal(gh_queue_len(r, queue, "ready"), 0);
+        assert_int_equal(gh_queue_len(r, queue, "delayed"), attempt < 3 ? 1 : 0);
+        if (attempt < 3) { /* delayed by the backoff of this attempt, with the error */
+            char delayed[256];
+            int64_t lo = 100LL << (attempt - 1);
 
-            gh_key_queue(ready, sizeof(ready), gh_queue_partition(queue), queue, "ready");
-            rep = gh_redis_cmd(r, "LINDEX %s 0", ready);
+            assert_true(retry_at >= before + lo / 2 && retry_at <= gh_now_ms() + lo);
+            gh_key_queue(delayed, sizeof(delayed), gh_queue_partition(queue), queue, "delayed");
+            rep = gh_redis_cmd(r, "ZRANGE %s 0 0", delayed);
             assert_non_null(rep);
-            assert_int_equal(rep->type, REDIS_REPLY_STRING);
-            assert_non_null(strstr(rep->str, err));
+            assert_int_equal(rep->elements, 1);
+            assert_non_null(strstr(rep->element[0]->str, err));
             freeReplyObject(rep);
+        } else {
+            assert_true(retry_at == 0);
         }
         /* Failing a job that is no longer in processing does nothing. */
         assert_int_equal(gh_queue_fail(r, queue, &job, 3, "again"), GH_ENOTFOUND);
         gh_job_cleanup(&job);
     }
     assert_int_equal(gh_queue_len(r, queue, "dead"), 1);
+    rep = gh_redis_cmd(r, "GET %s", key);
+    assert_string_equal(rep->str, "dead");
+    freeReplyObject(rep);
     gh_key_queue(key, sizeof(key), gh_queue_partition(queue), queue, "dead");
     rep = gh_redis_cmd(r, "LINDEX %s 0", key);
     assert_non_null(rep);
@@ -223,8 +243,236 @@ static void test_fail_retry_dead(void **state)
     assert_true(json_object_object_get_ex(dead, "attempt", &v));
     assert_int_equal(json_object_get_int(v), 3);
     json_object_put(dead);
+
+    /* Operators: list, retry (attempts reset), purge. */
+    {
+        json_object *arr = NULL;
+        long long moved = -1, removed = -1;
+
+        assert_int_equal(gh_queue_dead_list(r, queue, 10, &arr), GH_OK);
+        assert_int_equal(json_object_array_length(arr), 1);
+        json_object_put(arr);
+        assert_int_equal(gh_queue_dead_retry(r, queue, "no-such-id", &moved), GH_OK);
+        assert_int_equal(moved, 0);
+        assert_int_equal(gh_queue_dead_retry(r, queue, id, &moved), GH_OK);
+        assert_int_equal(moved, 1);
+        assert_int_equal(gh_queue_len(r, queue, "dead"), 0);
+        take_due(&job);
+        assert_string_equal(job.id, id);
+        assert_int_equal(job.attempt, 1);
+        assert_null(strstr(job.raw, "\"error\""));
+        assert_int_equal(gh_queue_fail(r, queue, &job, 1, "again dead"), GH_OK);
+        gh_job_cleanup(&job);
+        assert_int_equal(gh_queue_dead_purge(r, queue, &removed), GH_OK);
+        assert_int_equal(removed, 1);
+        assert_int_equal(gh_queue_len(r, queue, "dead"), 0);
+    }
     seen_key(id, key, sizeof(key));
     freeReplyObject(gh_redis_cmd(r, "DEL %s", key));
+}
+
+static void expect_state(const char *id, const char *state)
+{
+    char key[256];
+    redisReply *rep;
+
+    seen_key(id, key, sizeof(key));
+    rep = gh_redis_cmd(r, "GET %s", key);
+    assert_non_null(rep);
+    assert_int_equal(rep->type, REDIS_REPLY_STRING);
+    assert_string_equal(rep->str, state);
+    freeReplyObject(rep);
+}
+
+/* An id that is queued, running or done is not queued again. */
+static void test_dedupe_states(void **state)
+{
+    NEED_REDIS();
+    struct gh_job job;
+    char id[64];
+
+    (void)state;
+    snprintf(id, sizeof(id), "test:states:%d", (int)getpid());
+    assert_int_equal(gh_queue_enqueue(r, queue, id, "k", 0, NULL, 0), GH_OK);
+    expect_state(id, "queued");
+    assert_int_equal(gh_queue_enqueue(r, queue, id, "k", 0, NULL, 0), GH_EDUPLICATE);
+    take_due(&job);
+    expect_state(id, "running");
+    assert_int_equal(gh_queue_len(r, queue, "leases"), 1);
+    assert_int_equal(gh_queue_enqueue(r, queue, id, "k", 0, NULL, 0), GH_EDUPLICATE);
+    assert_int_equal(gh_queue_len(r, queue, "ready"), 0);
+    assert_int_equal(gh_queue_ack_ex(r, queue, &job, "done", "{\"x\":1}"), GH_OK);
+    expect_state(id, "done");
+    assert_int_equal(gh_queue_len(r, queue, "leases"), 0);
+    assert_int_equal(gh_queue_enqueue(r, queue, id, "k", 0, NULL, 0), GH_EDUPLICATE);
+    assert_int_equal(gh_queue_len(r, queue, "ready"), 0);
+    gh_job_cleanup(&job);
+    /* Delayed: queued too; its id is kept at least for the delay plus 24 h. */
+    snprintf(id, sizeof(id), "test:states-d:%d", (int)getpid());
+    assert_int_equal(gh_queue_enqueue_at(r, queue, id, "k", 0, NULL, 0, gh_now_ms() + 3600000), GH_OK);
+    assert_int_equal(gh_queue_enqueue(r, queue, id, "k", 0, NULL, 0), GH_EDUPLICATE);
+    assert_int_equal(gh_queue_len(r, queue, "delayed"), 1);
+    assert_int_equal(gh_queue_len(r, queue, "ready"), 0);
+    {
+        char key[256];
+        redisReply *rep;
+        seen_key(id, key, sizeof(key));
+        rep = gh_redis_cmd(r, "TTL %s", key);
+        assert_true(rep->integer > 86400 + 3500);
+        freeReplyObject(rep);
+    }
+}
+
+/* A delayed job is not taken before it is due, and is after. */
+static void test_delayed(void **state)
+{
+    NEED_REDIS();
+    struct gh_queue_poll p = {.lease_ms = 5000, .max = 4, .wait_ms = 0};
+    struct gh_job jobs[4];
+    int64_t due = gh_now_ms() + 400;
+    int n = -1;
+
+    (void)state;
+    assert_int_equal(gh_queue_enqueue_at(r, queue, "d1", "k", 0, NULL, 0, due), GH_OK);
+    assert_int_equal(gh_queue_take(r, queue, &p, jobs, &n), GH_ENOTFOUND);
+    assert_int_equal(n, 0);
+    assert_int_equal(gh_queue_len(r, queue, "delayed"), 1);
+    p.wait_ms = 3000; /* the blocking wait ends at the due time, then the next take promotes it */
+    while (gh_queue_take(r, queue, &p, jobs, &n) == GH_ENOTFOUND && gh_now_ms() < due + 5000)
+        ;
+    assert_int_equal(n, 1);
+    assert_string_equal(jobs[0].id, "d1");
+    assert_true(jobs[0].taken_ms >= due);
+    assert_true(jobs[0].due_ms == due);
+    assert_int_equal(gh_queue_ack(r, queue, &jobs[0]), GH_OK);
+    gh_job_cleanup(&jobs[0]);
+}
+
+/* Batches; a job whose lease expires returns to ready with attempt + 1;
+ * renew, extend and release. */
+static void test_leases(void **state)
+{
+    NEED_REDIS();
+    struct gh_queue_poll p = {.lease_ms = 300, .max = 3, .wait_ms = 0};
+    struct gh_job jobs[3], again;
+    const char *ids[2];
+    int n = 0;
+
+    (void)state;
+    assert_int_equal(gh_queue_enqueue(r, queue, "l1", "k", 0, NULL, 0), GH_OK);
+    assert_int_equal(gh_queue_enqueue(r, queue, "l2", "k", 0, NULL, 0), GH_OK);
+    assert_int_equal(gh_queue_enqueue(r, queue, "l3", "k", 0, NULL, 0), GH_OK);
+    assert_int_equal(gh_queue_take(r, queue, &p, jobs, &n), GH_OK);
+    assert_int_equal(n, 3); /* one round trip, FIFO */
+    assert_string_equal(jobs[0].id, "l1");
+    assert_string_equal(jobs[2].id, "l3");
+    assert_int_equal(gh_queue_len(r, queue, "leases"), 3);
+    /* l1: held; l2: extended for long; l3: given back. */
+    assert_int_equal(gh_queue_renew(r, queue, "l1", 300), 1);
+    ids[0] = "l2";
+    ids[1] = "gone";
+    assert_int_equal(gh_queue_extend(r, queue, ids, 2, 60000), GH_OK);
+    assert_int_equal(gh_queue_len(r, queue, "leases"), 3); /* XX: no lease for "gone" */
+    assert_int_equal(gh_queue_release(r, queue, &jobs[2]), GH_OK);
+    assert_int_equal(gh_queue_len(r, queue, "ready"), 1);
+    /* l1's lease runs out: the next take reaps it (attempt 2) after l3. */
+    p.max = 1;
+    p.wait_ms = 2000;
+    assert_int_equal(gh_queue_take(r, queue, &p, &again, &n), GH_OK);
+    assert_string_equal(again.id, "l3");
+    assert_int_equal(again.attempt, 1);
+    assert_int_equal(gh_queue_ack(r, queue, &again), GH_OK);
+    gh_job_cleanup(&again);
+    memset(&again, 0, sizeof(again));
+    {
+        int64_t t0 = gh_now_ms();
+        int rc;
+        while ((rc = gh_queue_take(r, queue, &p, &again, &n)) == GH_ENOTFOUND && gh_now_ms() - t0 < 5000)
+            ;
+        assert_int_equal(rc, GH_OK);
+    }
+    assert_string_equal(again.id, "l1");
+    assert_int_equal(again.attempt, 2);
+    assert_int_equal(gh_queue_renew(r, queue, "l1", 5000), 1);
+    /* The first holder's ack no longer finds its copy. */
+    assert_int_equal(gh_queue_ack(r, queue, &jobs[0]), GH_ENOTFOUND);
+    assert_int_equal(gh_queue_ack(r, queue, &again), GH_OK);
+    assert_int_equal(gh_queue_ack(r, queue, &jobs[1]), GH_OK); /* l2 was kept by the extension */
+    assert_int_equal(gh_queue_len(r, queue, "processing"), 0);
+    assert_int_equal(gh_queue_len(r, queue, "leases"), 0);
+    assert_int_equal(gh_queue_renew(r, queue, "l1", 5000), 0);
+    gh_job_cleanup(&again);
+    for (int i = 0; i < 3; i++)
+        gh_job_cleanup(&jobs[i]);
+}
+
+/* A job moved by BLMOVE whose claim never came (worker died) gets a lease from
+ * the next take, and is reaped when it expires. */
+static void test_orphan_adopted(void **state)
+{
+    NEED_REDIS();
+    struct gh_queue_poll p = {.lease_ms = 200, .max = 1, .wait_ms = 0};
+    struct gh_job job;
+    char ready[256], processing[256];
+    int n = 0, rc;
+    int64_t t0 = gh_now_ms();
+
+    (void)state;
+    assert_int_equal(gh_queue_enqueue(r, queue, "o1", "k", 0, NULL, 0), GH_OK);
+    gh_key_queue(ready, sizeof(ready), gh_queue_partition(queue), queue, "ready");
+    gh_key_queue(processing, sizeof(processing), gh_queue_partition(queue), queue, "processing");
+    freeReplyObject(gh_redis_cmd(r, "LMOVE %s %s RIGHT LEFT", ready, processing));
+    assert_int_equal(gh_queue_take(r, queue, &p, &job, &n), GH_ENOTFOUND);
+    assert_int_equal(gh_queue_len(r, queue, "leases"), 1);
+    p.wait_ms = 1000;
+    while ((rc = gh_queue_take(r, queue, &p, &job, &n)) == GH_ENOTFOUND && gh_now_ms() - t0 < 5000)
+        ;
+    assert_int_equal(rc, GH_OK);
+    assert_string_equal(job.id, "o1");
+    assert_int_equal(job.attempt, 2);
+    assert_int_equal(gh_queue_ack(r, queue, &job), GH_OK);
+    gh_job_cleanup(&job);
+}
+
+static void test_backoff(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 200; i++) {
+        int a1 = gh_queue_backoff_ms(1000, 1), a2 = gh_queue_backoff_ms(1000, 2),
+            a3 = gh_queue_backoff_ms(1000, 3);
+        int big = gh_queue_backoff_ms(1000, 40);
+
+        assert_true(a1 >= 500 && a1 <= 1000);
+        assert_true(a2 >= 1000 && a2 <= 2000);
+        assert_true(a3 >= 2000 && a3 <= 4000);
+        assert_true(big >= GH_QUEUE_BACKOFF_CAP_MS / 2 && big <= GH_QUEUE_BACKOFF_CAP_MS);
+    }
+    assert_true(gh_queue_backoff_ms(0, 1) >= 500); /* 0 = the default base */
+}
+
+static void test_stats_metrics(void **state)
+{
+    NEED_REDIS();
+    struct gh_queue_stats st;
+    struct gh_buf b;
+    const char *queues[] = {queue, NULL};
+    char line[160];
+
+    (void)state;
+    assert_int_equal(gh_queue_enqueue(r, queue, "s1", "k", 0, NULL, 0), GH_OK);
+    assert_int_equal(gh_queue_enqueue_at(r, queue, "s2", "k", 0, NULL, 0, gh_now_ms() + 60000), GH_OK);
+    assert_int_equal(gh_queue_stats(r, queue, &st), GH_OK);
+    assert_int_equal(st.ready, 1);
+    assert_int_equal(st.delayed, 1);
+    assert_int_equal(st.processing, 0);
+    assert_true(st.oldest_ready_ms >= 0);
+    gh_buf_init(&b, 1 << 16);
+    assert_int_equal(gh_queue_metrics(r, queues, &b), GH_OK);
+    snprintf(line, sizeof(line), "gh_queue_jobs{queue=\"%s\",state=\"delayed\"} 1\n", queue);
+    assert_non_null(strstr(gh_buf_cstr(&b), line));
+    snprintf(line, sizeof(line), "gh_queue_jobs{queue=\"%s\",state=\"ready\"} 1\n", queue);
+    assert_non_null(strstr(gh_buf_cstr(&b), line));
+    gh_buf_cleanup(&b);
 }
 
 static void test_malformed_goes_dead(void **state)
@@ -256,146 +504,66 @@ static void test_redis_down(void **state)
     gh_redis_free(dead);
 }
 
-static void push_ready(const char *raw)
-{
-    char ready[256];
-
-    gh_key_queue(ready, sizeof(ready), gh_queue_partition(queue), queue, "ready");
-    freeReplyObject(gh_redis_cmd(r, "LPUSH %s %s", ready, raw));
-}
-
-/* Every field is checked: wrong types and impossible values are dead letters. */
-static void test_malformed_fields(void **state)
+/* Acks held back go with the next take, in its script: the jobs leave
+ * processing and their leases, their state is the final one, their log
+ * entries are pushed; an ack whose job was reaped meanwhile does not count. */
+static void test_acks_with_take(void **state)
 {
     NEED_REDIS();
-    static const char *const bad[] = {
-        "[1,2]",
-        "{\"id\":\"a\"}",
-        "{\"id\":\"\",\"kind\":\"k\"}",
-        "{\"id\":\"a\",\"kind\":\"k\",\"guild\":\"12x\"}",
-        "{\"id\":\"a\",\"kind\":\"k\",\"guild\":-5}",
-        "{\"id\":\"a\",\"kind\":\"k\",\"guild\":true}",
-        "{\"id\":\"a\",\"kind\":\"k\",\"deadline_ms\":\"soon\"}",
-        "{\"id\":\"a\",\"kind\":\"k\",\"enqueued_ms\":1.5}",
-        "{\"id\":\"a\",\"kind\":\"k\",\"attempt\":\"2\"}",
-    };
-    struct gh_job job;
-    size_t i;
+    struct gh_queue_acks acks;
+    struct gh_queue_poll p = {.lease_ms = 10000, .max = 3, .wait_ms = 0};
+    struct gh_job jobs[3], more[3];
+    char id[64], logk[256];
+    int n = 0, m = 0, acked = 0;
 
     (void)state;
-    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        push_ready(bad[i]);
-    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        assert_int_equal(gh_queue_pop(r, queue, 0, &job), GH_EJSON);
-    assert_int_equal(gh_queue_len(r, queue, "dead"), (long long)(sizeof(bad) / sizeof(bad[0])));
-    assert_int_equal(gh_queue_len(r, queue, "processing"), 0);
-    /* Accepted shapes: numeric guild, null fields, an out-of-range attempt read as 1. */
-    push_ready("{\"id\":\"ok1\",\"kind\":\"k\",\"guild\":77,\"attempt\":0,\"deadline_ms\":null}");
-    assert_int_equal(gh_queue_pop(r, queue, 0, &job), GH_OK);
-    assert_string_equal(job.id, "ok1");
-    assert_int_equal(job.guild_id, 77);
-    assert_int_equal(job.attempt, 1);
-    assert_int_equal(job.deadline_ms, 0);
-    assert_null(job.payload);
-    assert_int_equal(gh_queue_ack(r, queue, &job), GH_OK);
-    /* Acking twice: it is no longer in processing. */
-    assert_int_equal(gh_queue_ack(r, queue, &job), GH_ENOTFOUND);
-    assert_int_equal(gh_queue_fail(r, queue, &job, 3, "x"), GH_ENOTFOUND);
-    gh_job_cleanup(&job);
-    gh_job_cleanup(NULL);
-}
-
-static void test_argument_checks(void **state)
-{
-    NEED_REDIS();
-    struct gh_job job;
-    char longq[80], longkind[80];
-
-    (void)state;
-    memset(longq, 'q', sizeof(longq) - 1);
-    longq[sizeof(longq) - 1] = '\0';
-    memset(longkind, 'k', sizeof(longkind) - 1);
-    longkind[sizeof(longkind) - 1] = '\0';
-    assert_int_equal(gh_queue_enqueue(NULL, queue, "a", "k", 0, NULL, 0), GH_EINVAL);
-    assert_int_equal(gh_queue_enqueue(r, "", "a", "k", 0, NULL, 0), GH_EINVAL);
-    assert_int_equal(gh_queue_enqueue(r, NULL, "a", "k", 0, NULL, 0), GH_EINVAL);
-    assert_int_equal(gh_queue_enqueue(r, longq, "a", "k", 0, NULL, 0), GH_EINVAL);
-    assert_int_equal(gh_queue_enqueue(r, queue, "", "k", 0, NULL, 0), GH_EINVAL);
-    assert_int_equal(gh_queue_enqueue(r, queue, "a\x7f", "k", 0, NULL, 0), GH_EINVAL);
-    assert_int_equal(gh_queue_enqueue(r, queue, "a", longkind, 0, NULL, 0), GH_EINVAL);
-    assert_int_equal(gh_queue_enqueue(r, queue, "a", "k", 0, NULL, -1), GH_EINVAL);
-    assert_int_equal(gh_queue_pop(r, queue, -1, &job), GH_EINVAL);
-    assert_int_equal(gh_queue_pop(r, queue, 3601, &job), GH_EINVAL);
-    assert_int_equal(gh_queue_pop(r, queue, 0, NULL), GH_EINVAL);
-    assert_int_equal(gh_queue_pop(r, "UPPER", 0, &job), GH_EINVAL);
-    /* Empty queue, no wait: nothing ready. */
-    assert_int_equal(gh_queue_pop(r, queue, 0, &job), GH_ENOTFOUND);
-    memset(&job, 0, sizeof(job));
-    assert_int_equal(gh_queue_ack(r, queue, &job), GH_EINVAL); /* never popped: no raw */
-    assert_int_equal(gh_queue_ack(r, queue, NULL), GH_EINVAL);
-    assert_int_equal(gh_queue_fail(r, queue, &job, 3, "x"), GH_EINVAL);
-    job.raw = strdup("not json");
-    assert_int_equal(gh_queue_fail(r, queue, &job, 0, "x"), GH_EINVAL);
-    assert_int_equal(gh_queue_fail(r, queue, &job, 3, "x"), GH_EINVAL); /* raw is not a job */
-    gh_job_cleanup(&job);
-    assert_int_equal(gh_queue_len(NULL, queue, "ready"), -1);
-    assert_int_equal(gh_queue_len(r, queue, NULL), -1);
-    assert_int_equal(gh_job_expired(NULL, 1), 0);
-}
-
-static void test_wrong_key_type_is_redis_error(void **state)
-{
-    NEED_REDIS();
-    struct gh_job job;
-    char ready[256];
-
-    (void)state;
-    gh_key_queue(ready, sizeof(ready), gh_queue_partition(queue), queue, "ready");
-    freeReplyObject(gh_redis_cmd(r, "SET %s notalist", ready));
-    assert_int_equal(gh_queue_pop(r, queue, 0, &job), GH_EREDIS);
-    assert_int_equal(gh_queue_pop(r, queue, 1, &job), GH_EREDIS);
-    assert_int_equal(gh_queue_len(r, queue, "ready"), -1);
-    freeReplyObject(gh_redis_cmd(r, "DEL %s", ready));
-}
-
-static void test_fail_default_error_text(void **state)
-{
-    NEED_REDIS();
-    struct gh_job job;
-    char dead[256];
-    redisReply *rep;
-
-    (void)state;
-    push_ready("{\"id\":\"fe1\",\"kind\":\"k\",\"attempt\":2}");
-    assert_int_equal(gh_queue_pop(r, queue, 0, &job), GH_OK);
-    assert_int_equal(job.attempt, 2);
-    assert_int_equal(gh_queue_fail(r, queue, &job, 2, NULL), GH_OK); /* last attempt: dead */
-    gh_key_queue(dead, sizeof(dead), gh_queue_partition(queue), queue, "dead");
-    rep = gh_redis_cmd(r, "LINDEX %s 0", dead);
+    memset(&acks, 0, sizeof(acks));
+    for (int i = 0; i < 5; i++) {
+        snprintf(id, sizeof(id), "test:acks:%d:%d", (int)getpid(), i);
+        assert_int_equal(gh_queue_enqueue(r, queue, id, "test.acks", 0, NULL, 0), GH_OK);
+    }
+    assert_int_equal(gh_queue_take(r, queue, &p, jobs, &n), GH_OK);
+    assert_int_equal(n, 3);
+    assert_int_equal(gh_queue_ack_defer(&acks, &jobs[0], "done", "{\"e\":0}"), GH_OK);
+    assert_int_equal(gh_queue_ack_defer(&acks, &jobs[1], "expired", NULL), GH_OK);
+    assert_int_equal(gh_queue_len(r, queue, "processing"), 3); /* held: nothing sent yet */
+    p.acks = &acks;
+    p.acks_done = &acked;
+    assert_int_equal(gh_queue_take(r, queue, &p, more, &m), GH_OK);
+    assert_int_equal(m, 2);
+    assert_int_equal(acks.n, 0);
+    assert_int_equal(acked, 2);
+    assert_int_equal(gh_queue_len(r, queue, "processing"), 3); /* jobs[2] and the two new ones */
+    assert_int_equal(gh_queue_len(r, queue, "leases"), 3);
+    expect_state(jobs[0].id, "done");
+    expect_state(jobs[1].id, "expired");
+    expect_state(jobs[2].id, "running");
+    assert_int_equal(gh_queue_key(logk, sizeof(logk), queue, "log"), GH_OK);
+    redisReply *rep = gh_redis_cmd(r, "LRANGE %s 0 -1", logk);
     assert_non_null(rep);
-    assert_int_equal(rep->type, REDIS_REPLY_STRING);
-    assert_non_null(strstr(rep->str, "\"error\":\"failed\""));
+    assert_int_equal(rep->elements, 1);
+    assert_string_equal(rep->element[0]->str, "{\"e\":0}");
     freeReplyObject(rep);
-    gh_job_cleanup(&job);
-}
-
-static void test_ack_fail_redis_down(void **state)
-{
-    struct gh_redis *dead = gh_redis_new("redis://127.0.0.1:1/0", 100, NULL);
-    struct gh_job job;
-
-    (void)state;
-    memset(&job, 0, sizeof(job));
-    snprintf(job.id, sizeof(job.id), "x");
-    snprintf(job.kind, sizeof(job.kind), "k");
-    job.attempt = 1;
-    job.raw = strdup("{\"id\":\"x\",\"kind\":\"k\"}");
-    assert_int_equal(gh_queue_ack(dead, "default", &job), GH_EREDIS);
-    assert_int_equal(gh_queue_fail(dead, "default", &job, 3, "boom"), GH_EREDIS);
-    gh_job_cleanup(&job);
-    assert_int_equal(gh_queue_pop(dead, "default", 0, &job), GH_EREDIS);
-    assert_null(job.raw);
-    gh_redis_free(dead);
+    /* A flush on its own; jobs[2] was given back (as a reaper would) first. */
+    assert_int_equal(gh_queue_release(r, queue, &jobs[2]), GH_OK);
+    assert_int_equal(gh_queue_ack_defer(&acks, &jobs[2], "done", NULL), GH_OK);
+    assert_int_equal(gh_queue_ack_defer(&acks, &more[0], "done", NULL), GH_OK);
+    assert_int_equal(gh_queue_ack_flush(r, queue, &acks, &acked), GH_OK);
+    assert_int_equal(acked, 1);
+    assert_int_equal(acks.n, 0);
+    assert_int_equal(gh_queue_len(r, queue, "processing"), 1);
+    assert_int_equal(gh_queue_len(r, queue, "ready"), 1);
+    expect_state(more[0].id, "done");
+    /* A full set is refused (flush first). */
+    for (int i = 0; i < GH_QUEUE_TAKE_MAX; i++)
+        assert_int_equal(gh_queue_ack_defer(&acks, &more[1], "done", NULL), GH_OK);
+    assert_int_equal(gh_queue_ack_defer(&acks, &more[1], "done", NULL), GH_ETOOBIG);
+    gh_queue_acks_cleanup(&acks);
+    assert_int_equal(acks.n, 0);
+    for (int i = 0; i < n; i++)
+        gh_job_cleanup(&jobs[i]);
+    for (int i = 0; i < m; i++)
+        gh_job_cleanup(&more[i]);
 }
 
 int main(void)
@@ -404,14 +572,16 @@ int main(void)
         cmocka_unit_test(test_partition),
         cmocka_unit_test_setup(test_enqueue_dedupe, each),
         cmocka_unit_test_setup(test_pop_ack, each),
+        cmocka_unit_test_setup(test_acks_with_take, each),
         cmocka_unit_test_setup(test_fail_retry_dead, each),
         cmocka_unit_test_setup(test_malformed_goes_dead, each),
+        cmocka_unit_test_setup(test_dedupe_states, each),
+        cmocka_unit_test_setup(test_delayed, each),
+        cmocka_unit_test_setup(test_leases, each),
+        cmocka_unit_test_setup(test_orphan_adopted, each),
+        cmocka_unit_test(test_backoff),
+        cmocka_unit_test_setup(test_stats_metrics, each),
         cmocka_unit_test(test_redis_down),
-        cmocka_unit_test_setup(test_malformed_fields, each),
-        cmocka_unit_test_setup(test_argument_checks, each),
-        cmocka_unit_test_setup(test_wrong_key_type_is_redis_error, each),
-        cmocka_unit_test_setup(test_fail_default_error_text, each),
-        cmocka_unit_test(test_ack_fail_redis_down),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
