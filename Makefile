@@ -15,7 +15,7 @@ WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wfor
            -Werror=implicit-function-declaration
 CFLAGS  := -std=c11 -D_DEFAULT_SOURCE -g $(OPT) $(WARN) -Ilib -I. -isystem /usr/include/postgresql \
            -DGH_VERSION='"$(GH_VERSION)"' -MMD -MP $(EXTRA_CFLAGS)
-LDLIBS  := -lfcgi -lsodium -lcurl -lpq -lhiredis -ljson-c -lssl -lcrypto -lz -lpcre2-8 -lm
+LDLIBS  := -lsodium -lcurl -lpq -lhiredis -ljson-c -lssl -lcrypto -lz -lpcre2-8 -lm
 LDFLAGS := $(EXTRA_LDFLAGS)
 
 LIB_SRC   := $(sort $(wildcard lib/*/*.c) $(wildcard features/*.c) $(wildcard features/*/*.c))
