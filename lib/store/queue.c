@@ -303,7 +303,7 @@ static int get_str(json_object *o, const char *name, char *out, size_t size)
 
 static int parse_job(const char *raw, struct gh_job *job)
 {
-    json_object *root = json_tokener_parse(raw);
+    json_object *root = raw ? json_tokener_parse(raw) : NULL;
     json_object *v = NULL;
     int64_t attempt = 0;
     int rc = GH_EJSON;
@@ -430,6 +430,8 @@ static int bury_raw(struct gh_redis *r, const char *queue, const char *raw, cons
 static int accept_raw(struct gh_redis *r, const char *queue, const char *raw, int64_t now,
                       struct gh_job *jobs, int *n)
 {
+    if (!jobs || !n)
+        return GH_EINVAL;
     if (parse_job(raw, &jobs[*n]) != GH_OK) {
         bury_raw(r, queue, raw, "malformed job");
         return GH_EJSON;
@@ -856,7 +858,7 @@ int gh_queue_renew(struct gh_redis *r, const char *queue, const char *id, int le
         return GH_EINVAL;
     if (qkey(leases, queue, "leases") != GH_OK)
         return GH_ETOOBIG;
-    rep = gh_redis_cmd(r, "EVAL %s 1 %s %lld %s", RENEW_LUA, leases, (long long)(gh_now_ms() + lease_ms), id);
+    rep = gh_redis_cmd(r, "EVAL %s 1 %s %lld %s", RENEW_LUA, leases, (long long)gh_now_ms() + (long long)lease_ms, id);
     rc = rep && rep->type == REDIS_REPLY_INTEGER ? (int)rep->integer : GH_EREDIS;
     freeReplyObject(rep);
     return rc;

@@ -696,6 +696,8 @@ static int child_main(const struct gh_worker_opts *o, const char *queue, int64_t
 
         acked = 0;
         rc = gh_queue_take(ctx.redis, queue, &p, jobs, &n);
+        /* gh_queue_take sent the held acks (through p.acks) and emptied the list. */
+        // cppcheck-suppress incorrectLogicOperator
         if (held > 0 && acks.n == 0 && acked < held)
             GH_WARN(&ctx.log, "worker: %d of %d finished job(s) were no longer in processing (reaped)",
                     held - acked, held);
