@@ -38,6 +38,9 @@ UNIT_BINS := $(UNIT_SRC:test/unit/%.c=$(BUILD)/test/%)
 UNIT_SUPPORT := $(wildcard test/unit/support/*.c)
 UNIT_SUPPORT_OBJ := $(UNIT_SUPPORT:%.c=$(BUILD)/obj/%.o)
 
+# Objects are intermediate files of pattern rules: keep them so a second build is incremental.
+.SECONDARY:
+
 .PHONY: all deps run stop test test-only unit integration check coverage lint bench schema-docs \
         clean format register-commands
 .DEFAULT_GOAL := all

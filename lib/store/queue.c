@@ -858,7 +858,8 @@ int gh_queue_renew(struct gh_redis *r, const char *queue, const char *id, int le
         return GH_EINVAL;
     if (qkey(leases, queue, "leases") != GH_OK)
         return GH_ETOOBIG;
-    rep = gh_redis_cmd(r, "EVAL %s 1 %s %lld %s", RENEW_LUA, leases, (long long)gh_now_ms() + (long long)lease_ms, id);
+    rep = gh_redis_cmd(r, "EVAL %s 1 %s %lld %s", RENEW_LUA, leases,
+                       (long long)gh_now_ms() + (long long)lease_ms, id);
     rc = rep && rep->type == REDIS_REPLY_INTEGER ? (int)rep->integer : GH_EREDIS;
     freeReplyObject(rep);
     return rc;
