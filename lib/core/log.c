@@ -20,6 +20,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,8 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <sodium.h>
 
 #include "core/err.h"
 #include "core/json.h"
@@ -489,20 +492,66 @@ void gh_logger_init(struct gh_logger *lg, struct gh_log_sink *sink, const char *
     lg->user_id = 0;
 }
 
+/* Correlation ids without a syscall per id: a per-process (per-thread) key
+ * comes from getrandom once, then each id is SipHash-2-4 (keyed, so ids are
+ * not predictable from earlier ones) of (pid, counter). A fork handler
+ * (pthread_atfork, registered at the first seed) clears the seed in the
+ * child, which then reseeds with its own pid instead of repeating its
+ * parent's sequence; getpid() is a syscall, so it is read only when seeding. Distinct counters never collide
+ * within a process; across processes and restarts the random keys (and the pid in the input) make a collision
+ * of two 64-bit ids negligible. Not a secret: a correlation id. */
+struct corr_gen {
+    unsigned char key[crypto_shorthash_KEYBYTES];
+    pid_t pid;  /* process the key belongs to; 0 = not seeded */
+    int strong; /* key came from getrandom */
+    uint64_t counter;
+};
+
+static _Thread_local struct corr_gen corr_gen;
+static int corr_atfork_done;
+
+/* Runs in the child after fork(): forces a reseed with the new pid. */
+static void corr_after_fork(void)
+{
+    corr_gen.pid = 0;
+}
+
+static void corr_seed(struct corr_gen *g, const void *salt)
+{
+    pid_t pid = getpid();
+
+    if (!corr_atfork_done && pthread_atfork(NULL, NULL, corr_after_fork) == 0)
+        corr_atfork_done = 1;
+    if (getrandom(g->key, sizeof g->key, GRND_NONBLOCK) == (ssize_t)sizeof g->key) {
+        g->strong = 1;
+    } else {
+        /* No entropy yet (early boot): unique enough; retried next call. */
+        uint64_t x =
+            (uint64_t)gh_mono_ms() * 0x9e3779b97f4a7c15ULL ^ (uint64_t)pid ^ (uint64_t)(uintptr_t)salt;
+        uint64_t y = (uint64_t)gh_now_ms() ^ (uint64_t)(uintptr_t)&g;
+
+        memcpy(g->key, &x, sizeof x);
+        memcpy(g->key + sizeof x, &y, sizeof y);
+        g->strong = 0;
+    }
+    g->pid = pid;
+}
+
 void gh_logger_new_corr(struct gh_logger *lg)
 {
     static const char hex[] = "0123456789abcdef";
-    unsigned char r[8];
+    struct corr_gen *g = &corr_gen;
+    unsigned char in[16], r[crypto_shorthash_BYTES];
+    uint64_t p;
     size_t i;
 
-    if (getrandom(r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r) {
-        /* No entropy yet (early boot): unique enough for correlation. */
-        uint64_t x =
-            (uint64_t)gh_mono_ms() * 0x9e3779b97f4a7c15ULL ^ (uint64_t)getpid() ^ (uint64_t)(uintptr_t)lg;
-
-        for (i = 0; i < sizeof r; i++)
-            r[i] = (unsigned char)(x >> (8 * i));
-    }
+    if (g->pid == 0 || !g->strong)
+        corr_seed(g, lg);
+    p = (uint64_t)g->pid;
+    g->counter++;
+    memcpy(in, &p, sizeof p);
+    memcpy(in + sizeof p, &g->counter, sizeof g->counter);
+    crypto_shorthash(r, in, sizeof in, g->key);
     for (i = 0; i < sizeof r; i++) {
         lg->corr[2 * i] = hex[r[i] >> 4];
         lg->corr[2 * i + 1] = hex[r[i] & 15];

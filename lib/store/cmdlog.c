@@ -57,6 +57,7 @@
 #define CMDLOG_LOCK_MS 60000
 #define CMDLOG_BATCH_BYTES (64u << 20)
 #define CMDLOG_KEY_MAX 128
+#define CMDLOG_ENTRY_MAX (8u << 20)
 #define CMDLOG_MAX_BATCH 5000
 
 enum kind { KIND_CMD, KIND_ERR };
@@ -450,30 +451,92 @@ static int push(struct gh_ctx *ctx, enum kind k, const char *text)
     return GH_EIO;
 }
 
+/* Entry text builders: the same members, in the same order, as the
+ * json-c object the worker's jsonb_to_recordset reads. */
+static int put_snowflake(struct gh_buf *b, const char *name, uint64_t v)
+{
+    if (v == 0)
+        return gh_buf_printf(b, ",\"%s\":null", name);
+    return gh_buf_printf(b, ",\"%s\":\"%llu\"", name, (unsigned long long)v);
+}
+
+static int put_str(struct gh_buf *b, const char *name, const char *v)
+{
+    int rc;
+
+    if (!v)
+        return gh_buf_printf(b, ",\"%s\":null", name);
+    rc = gh_buf_printf(b, ",\"%s\":\"", name);
+    if (rc == GH_OK)
+        rc = gh_buf_append_json_escaped(b, v, strlen(v));
+    if (rc == GH_OK)
+        rc = gh_buf_puts(b, "\"");
+    return rc;
+}
+
+/* Options: verbatim text is copied; other text is parsed (text that does not
+ * parse is kept as a string), as add_json does. */
+static int put_options(struct gh_buf *b, const char *text, int verbatim)
+{
+    json_object *v;
+    int rc;
+
+    if (!text || (verbatim && !*text))
+        return gh_buf_puts(b, ",\"options\":null");
+    if (verbatim) {
+        rc = gh_buf_puts(b, ",\"options\":");
+        return rc == GH_OK ? gh_buf_puts(b, text) : rc;
+    }
+    v = json_tokener_parse(text);
+    if (!v && strcmp(text, "null") != 0)
+        return put_str(b, "options", text);
+    rc = gh_buf_puts(b, ",\"options\":");
+    if (rc == GH_OK)
+        rc = gh_buf_puts(b, v ? json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN) : "null");
+    json_object_put(v);
+    return rc;
+}
+
 int gh_cmdlog_record(struct gh_ctx *ctx, const struct gh_cmdlog_entry *e)
 {
-    json_object *o;
+    struct gh_buf b;
+    char iso[40];
+    const char *corr;
     int rc;
 
     if (!ctx || !e || !e->command || !*e->command || e->user_id == 0 || e->duration_us < 0)
         return GH_EINVAL;
-    o = json_object_new_object();
-    if (!o)
-        return GH_ENOMEM;
-    json_object_object_add(o, "kind", json_object_new_string("cmd"));
-    add_snowflake(o, "guild_id", e->guild_id);
-    add_snowflake(o, "user_id", e->user_id);
-    add_snowflake(o, "channel_id", e->channel_id);
-    add_snowflake(o, "interaction_id", e->interaction_id);
-    add_str(o, "command", e->command);
-    add_json(o, "options", e->options_json);
-    json_object_object_add(o, "success", json_object_new_boolean(e->success ? 1 : 0));
-    add_str(o, "error", e->error);
-    json_object_object_add(o, "duration_us", json_object_new_int(e->duration_us));
-    add_str(o, "corr", e->corr && *e->corr ? e->corr : (ctx->log.corr[0] ? ctx->log.corr : NULL));
-    add_now(o);
-    rc = push(ctx, KIND_CMD, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
-    json_object_put(o);
+    corr = e->corr && *e->corr ? e->corr : (ctx->log.corr[0] ? ctx->log.corr : NULL);
+    gh_iso8601(gh_now_ms(), iso, sizeof(iso));
+    gh_buf_init(&b, CMDLOG_ENTRY_MAX);
+    rc = gh_buf_puts(&b, "{\"kind\":\"cmd\"");
+    if (rc == GH_OK)
+        rc = put_snowflake(&b, "guild_id", e->guild_id);
+    if (rc == GH_OK)
+        rc = put_snowflake(&b, "user_id", e->user_id);
+    if (rc == GH_OK)
+        rc = put_snowflake(&b, "channel_id", e->channel_id);
+    if (rc == GH_OK)
+        rc = put_snowflake(&b, "interaction_id", e->interaction_id);
+    if (rc == GH_OK)
+        rc = put_str(&b, "command", e->command);
+    if (rc == GH_OK)
+        rc = put_options(&b, e->options_json, e->options_verbatim);
+    if (rc == GH_OK)
+        rc = gh_buf_printf(&b, ",\"success\":%s", e->success ? "true" : "false");
+    if (rc == GH_OK)
+        rc = put_str(&b, "error", e->error);
+    if (rc == GH_OK)
+        rc = gh_buf_printf(&b, ",\"duration_us\":%d", e->duration_us);
+    if (rc == GH_OK)
+        rc = put_str(&b, "corr", corr);
+    if (rc == GH_OK)
+        rc = put_str(&b, "created_at", iso);
+    if (rc == GH_OK)
+        rc = gh_buf_puts(&b, "}");
+    if (rc == GH_OK)
+        rc = push(ctx, KIND_CMD, gh_buf_cstr(&b));
+    gh_buf_cleanup(&b);
     return rc;
 }
 

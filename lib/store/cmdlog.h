@@ -23,6 +23,11 @@ struct gh_cmdlog_entry {
     uint64_t interaction_id;
     const char *command;      /* borrowed */
     const char *options_json; /* borrowed JSON text or NULL */
+    /* Nonzero: options_json is complete JSON text from a serializer (e.g.
+     * json_object_to_json_string_ext) and is copied into the entry as is.
+     * Zero: it is parsed first, and text that does not parse is kept as a
+     * JSON string. */
+    int options_verbatim;
     int success;
     const char *error; /* borrowed or NULL */
     int duration_us;

@@ -359,6 +359,7 @@ static void record(struct ix_state *st, int64_t duration_us)
         .interaction_id = ix->id,
         .command = st->log_command,
         .options_json = opts.len ? gh_buf_cstr(&opts) : NULL,
+        .options_verbatim = 1, /* complete JSON from options_text: not parsed again */
         .success = st->success,
         .error = st->success ? NULL : st->error,
         .duration_us = duration_us > INT32_MAX ? INT32_MAX : (int)duration_us,

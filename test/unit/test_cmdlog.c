@@ -20,6 +20,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
+
 #include "core/config.h"
 #include "core/ctx.h"
 #include "core/err.h"
@@ -269,6 +271,91 @@ static void test_record_flush_writes_rows(void **state)
     /* Nothing left: a second flush writes nothing. */
     assert_int_equal(gh_cmdlog_flush(&ctx, 500), 0);
     cleanup_rows(i1, i3, g);
+}
+
+/* The pushed entry: members in order, verbatim options copied as given,
+ * parsed options (and text that is not JSON) as before; the rows match. */
+static void test_entry_format_and_verbatim_options(void **state)
+{
+    NEED_STORES();
+    struct gh_ctx ctx;
+    uint64_t i1 = uniq(2000000000000000000ULL), i2 = uniq(2000000000000000000ULL),
+             i3 = uniq(2000000000000000000ULL);
+    struct gh_cmdlog_entry e;
+    redisReply *rep;
+    json_object *o, *v;
+    char p[24];
+    const char *params[1] = {p};
+    PGresult *res;
+
+    (void)state;
+    ctx_init(&ctx, pg, redis);
+    e = entry(0, i1);
+    e.options_json = "[{\"name\":\"url\",\"value\":\"a/b \\u00e9\"}]";
+    e.options_verbatim = 1;
+    e.success = 0;
+    e.error = "bad \"quote\"\n\x01";
+    assert_int_equal(gh_cmdlog_record(&ctx, &e), GH_OK);
+    rep = gh_redis_cmd(redis, "LINDEX bot:{global}:cmdlog:pending 0");
+    assert_non_null(rep);
+    assert_int_equal(rep->type, REDIS_REPLY_STRING);
+    assert_non_null(strstr(rep->str, ",\"options\":[{\"name\":\"url\",\"value\":\"a/b \\u00e9\"}],"));
+    assert_true(strncmp(rep->str,
+                        "{\"kind\":\"cmd\",\"guild_id\":null,\"user_id\":\"80351110224678912\","
+                        "\"channel_id\":\"41771983423143937\",\"interaction_id\":\"",
+                        strlen("{\"kind\":\"cmd\",\"guild_id\":null,\"user_id\":\"80351110224678912\","
+                               "\"channel_id\":\"41771983423143937\",\"interaction_id\":\"")) == 0);
+    assert_non_null(strstr(rep->str, ",\"command\":\"ping\",\"options\":"));
+    assert_non_null(strstr(rep->str, "],\"success\":false,\"error\":\"bad \\\"quote\\\"\\u000a\\u0001\","
+                                     "\"duration_us\":1234,\"corr\":\"corr-test\",\"created_at\":\""));
+    o = json_tokener_parse(rep->str);
+    freeReplyObject(rep);
+    assert_non_null(o);
+    assert_true(json_object_object_get_ex(o, "error", &v));
+    assert_string_equal(json_object_get_string(v), "bad \"quote\"\n\x01");
+    json_object_put(o);
+
+    e = entry(0, i2); /* parsed: not JSON -> a string */
+    e.options_json = "not json";
+    assert_int_equal(gh_cmdlog_record(&ctx, &e), GH_OK);
+    rep = gh_redis_cmd(redis, "LINDEX bot:{global}:cmdlog:pending 0");
+    assert_non_null(rep);
+    assert_non_null(strstr(rep->str, ",\"options\":\"not json\","));
+    freeReplyObject(rep);
+    e = entry(0, i3); /* verbatim empty text: null */
+    e.options_json = "";
+    e.options_verbatim = 1;
+    e.corr = NULL;
+    snprintf(ctx.log.corr, sizeof(ctx.log.corr), "ctxcorr");
+    assert_int_equal(gh_cmdlog_record(&ctx, &e), GH_OK);
+    rep = gh_redis_cmd(redis, "LINDEX bot:{global}:cmdlog:pending 0");
+    assert_non_null(rep);
+    assert_non_null(strstr(rep->str, ",\"options\":null,"));
+    assert_non_null(strstr(rep->str, ",\"corr\":\"ctxcorr\","));
+    freeReplyObject(rep);
+
+    assert_int_equal(gh_cmdlog_flush(&ctx, 500), 3);
+    snprintf(p, sizeof(p), "%llu", (unsigned long long)i1);
+    res = gh_pg_exec(pg, "SELECT options->0->>'value', error FROM command_log WHERE interaction_id = $1", 1,
+                     params);
+    assert_non_null(res);
+    assert_int_equal(PQntuples(res), 1);
+    assert_string_equal(PQgetvalue(res, 0, 0), "a/b \xc3\xa9");
+    assert_string_equal(PQgetvalue(res, 0, 1), "bad \"quote\"\n\x01");
+    PQclear(res);
+    snprintf(p, sizeof(p), "%llu", (unsigned long long)i2);
+    res = gh_pg_exec(pg, "SELECT options #>> '{}' FROM command_log WHERE interaction_id = $1", 1, params);
+    assert_non_null(res);
+    assert_string_equal(PQgetvalue(res, 0, 0), "not json");
+    PQclear(res);
+    snprintf(p, sizeof(p), "%llu", (unsigned long long)i3);
+    res =
+        gh_pg_exec(pg, "SELECT options IS NULL, corr FROM command_log WHERE interaction_id = $1", 1, params);
+    assert_non_null(res);
+    assert_string_equal(PQgetvalue(res, 0, 0), "t");
+    assert_string_equal(PQgetvalue(res, 0, 1), "ctxcorr");
+    PQclear(res);
+    cleanup_rows(i1, i3, 0);
 }
 
 static void test_errlog(void **state)
@@ -624,6 +711,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_record_flush_writes_rows, each),
+        cmocka_unit_test_setup(test_entry_format_and_verbatim_options, each),
         cmocka_unit_test_setup(test_errlog, each),
         cmocka_unit_test_setup(test_pg_down_nothing_lost_or_doubled, each),
         cmocka_unit_test_setup(test_redis_down_direct_insert, each),

@@ -527,6 +527,48 @@ static void corr_ids(void **state)
     assert_string_not_equal(a.corr, b.corr);
 }
 
+/* Ids stay distinct over many calls, and a forked child does not repeat its
+ * parent's sequence (it reseeds). */
+static void corr_ids_unique_and_fork(void **state)
+{
+    enum { N = 2000 };
+    static char seen[N][40];
+    struct gh_logger a;
+    char parent_next[40], child_next[40] = "";
+    int fds[2], i, j, st;
+    pid_t pid;
+
+    (void)state;
+    gh_logger_init(&a, NULL, "x");
+    for (i = 0; i < N; i++) {
+        gh_logger_new_corr(&a);
+        assert_int_equal(strlen(a.corr), 16);
+        memcpy(seen[i], a.corr, sizeof(seen[i]));
+    }
+    for (i = 0; i < N; i++)
+        for (j = i + 1; j < N; j++)
+            assert_string_not_equal(seen[i], seen[j]);
+
+    assert_int_equal(pipe(fds), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        gh_logger_new_corr(&a);
+        (void)!write(fds[1], a.corr, 17);
+        _exit(0);
+    }
+    close(fds[1]);
+    assert_int_equal(read(fds[0], child_next, 17), 17);
+    close(fds[0]);
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    gh_logger_new_corr(&a);
+    memcpy(parent_next, a.corr, sizeof(parent_next));
+    assert_int_equal(strlen(child_next), 16);
+    assert_string_not_equal(child_next, parent_next);
+    for (i = 0; i < N; i++)
+        assert_string_not_equal(child_next, seen[i]);
+}
+
 static void clocks(void **state)
 {
     char ts[32];
@@ -689,6 +731,7 @@ int main(void)
         cmocka_unit_test_setup(rotation_with_forked_writers, clean),
         cmocka_unit_test_setup(sink_learns_existing_size, clean),
         cmocka_unit_test(corr_ids),
+        cmocka_unit_test(corr_ids_unique_and_fork),
         cmocka_unit_test(clocks),
         cmocka_unit_test(iso8601_edges),
         cmocka_unit_test(redaction_edges),
