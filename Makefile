@@ -109,7 +109,7 @@ check: deps
 
 coverage: deps
 	@rm -rf build/cov/obj
-	@$(MAKE) --no-print-directory BUILD=build/cov OPT=-O0 EXTRA_CFLAGS="--coverage" EXTRA_LDFLAGS="--coverage" all
+	@$(MAKE) --no-print-directory BUILD=build/cov OPT=-O0 EXTRA_CFLAGS="--coverage -DGH_COVERAGE" EXTRA_LDFLAGS="--coverage" all
 	@GH_BUILD=build/cov scripts/test.sh || true
 	@scripts/coverage.sh
 

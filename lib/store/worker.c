@@ -59,6 +59,22 @@ struct hb_slot {
     char id[GH_QUEUE_TAKE_MAX][160];
 };
 
+
+#ifdef GH_COVERAGE
+void __gcov_dump(void);
+#endif
+
+/* A worker child leaves with _exit: its connections and stdio belong to the
+ * parent's copies. Coverage builds (make coverage) first write the child's
+ * counters, which _exit would discard. */
+static _Noreturn void child_exit(int status)
+{
+#ifdef GH_COVERAGE
+    __gcov_dump();
+#endif
+    _exit(status);
+}
+
 static struct hb_slot *hb_slots; /* MAP_SHARED, MAX_CHILDREN of them (parent) */
 static struct hb_slot *my_slot;  /* this child's slot, NULL outside a forked run */
 
@@ -657,7 +673,7 @@ static void run_batch(struct gh_ctx *ctx, const struct gh_worker_opts *o, const 
             GH_WARN(&ctx->log, "worker child %d: a job was interrupted, exiting to start clean",
                     (int)my_pid());
             flush_acks_fresh(ctx, queue, acks);
-            _exit(3); /* connections may be mid-request: do not reuse or close them; the rest is reaped */
+            child_exit(3); /* connections may be mid-request: do not reuse or close them */
         }
     }
 }
@@ -742,7 +758,7 @@ static pid_t spawn_child(const struct gh_worker_opts *o, const char *queue, int6
         stop_requested = 0;
         my_slot = hb_slots ? &hb_slots[slot] : NULL;
         install_stop_handlers();
-        _exit(child_main(o, queue, end_mono, lease_ms));
+        child_exit(child_main(o, queue, end_mono, lease_ms));
     }
     return pid;
 }
