@@ -108,7 +108,7 @@ check: deps
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 scripts/test.sh
 
 coverage: deps
-	@rm -rf build/cov/obj
+	@rm -rf build/cov
 	@$(MAKE) --no-print-directory BUILD=build/cov OPT=-O0 EXTRA_CFLAGS="--coverage -DGH_COVERAGE" EXTRA_LDFLAGS="--coverage" all
 	@GH_BUILD=build/cov scripts/test.sh || true
 	@scripts/coverage.sh

@@ -253,6 +253,136 @@ static void test_retention(void **state)
     freeReplyObject(gh_redis_cmd(ctx.redis, "DEL %s", mark));
 }
 
+static void lpush_raw(const char *text)
+{
+    char key[200];
+
+    gh_queue_key(key, sizeof(key), queue, "log");
+    freeReplyObject(gh_redis_cmd(ctx.redis, "LPUSH %s %s", key, text));
+}
+
+/* Entries that are not JSON objects are dropped; the others go in. */
+static void test_malformed_entries_dropped(void **state)
+{
+    (void)state;
+    NEED_STORES();
+    clean();
+    push_entries(2, "done");
+    lpush_raw("not json at all");
+    lpush_raw("[1,2,3]");
+    assert_int_equal(gh_joblog_flush(&ctx, queue, 100), 4); /* four taken */
+    assert_int_equal(rows(NULL), 2);
+    assert_int_equal(llen("log") + llen("log:inflight"), 0);
+
+    /* A batch of nothing but malformed entries: taken, nothing written. */
+    lpush_raw("{broken");
+    assert_int_equal(gh_joblog_flush(&ctx, queue, 100), 1);
+    assert_int_equal(rows(NULL), 2);
+    assert_int_equal(llen("log") + llen("log:inflight"), 0);
+}
+
+/* An entry PostgreSQL rejects (a data error) does not hold back the batch:
+ * the others are inserted one by one and the bad one is dropped. */
+static void test_rejected_entry_inserted_one_by_one(void **state)
+{
+    (void)state;
+    NEED_STORES();
+    clean();
+    push_entries(3, "done");
+    lpush_raw("{\"run_key\":\"bad-attempt\",\"queue\":\"x\",\"kind\":\"k\",\"job_id\":\"j\","
+              "\"attempt\":\"not-a-number\",\"status\":\"done\"}");
+    assert_int_equal(gh_joblog_flush(&ctx, queue, 100), 4);
+    assert_int_equal(rows(NULL), 3);
+    assert_int_equal(llen("log") + llen("log:inflight"), 0);
+}
+
+/* Bad arguments, a missing connection, and a flush already at work. */
+static void test_flush_guards(void **state)
+{
+    struct gh_ctx none;
+    char lock[200];
+    redisReply *r;
+
+    (void)state;
+    assert_int_equal(gh_joblog_flush(NULL, "default", 10), GH_EINVAL);
+    assert_int_equal(gh_joblog_flush(&ctx, "Bad Queue!", 10), GH_EINVAL);
+    assert_int_equal(gh_joblog_flush(&ctx, queue, 0), GH_EINVAL);
+    memset(&none, 0, sizeof(none));
+    none.log = ctx.log;
+    assert_int_equal(gh_joblog_flush(&none, queue, 10), GH_EREDIS);
+    assert_int_equal(gh_joblog_retention(NULL, 1), GH_EINVAL);
+    assert_int_equal(gh_joblog_retention(&none, 1), GH_EINVAL);
+    NEED_STORES();
+    clean();
+    push_entries(5, "done");
+    /* Another flusher holds the lock: nothing is taken. */
+    gh_queue_key(lock, sizeof(lock), queue, "log:lock");
+    freeReplyObject(gh_redis_cmd(ctx.redis, "SET %s other PX 60000", lock));
+    assert_int_equal(gh_joblog_flush(&ctx, queue, 100), 0);
+    assert_int_equal(llen("log"), 5);
+    assert_int_equal(rows(NULL), 0);
+    /* Its lock is not released by us. */
+    r = gh_redis_cmd(ctx.redis, "GET %s", lock);
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    assert_string_equal(r->str, "other");
+    freeReplyObject(r);
+    freeReplyObject(gh_redis_cmd(ctx.redis, "DEL %s", lock));
+    /* A max above GH_JOBLOG_BATCH_MAX is clamped; all five go in. */
+    assert_int_equal(gh_joblog_flush(&ctx, queue, GH_JOBLOG_BATCH_MAX + 5), 5);
+    assert_int_equal(rows(NULL), 5);
+}
+
+/* An entry keeps the guild, the timestamps, and at most 2,000 error bytes. */
+static void test_entry_fields(void **state)
+{
+    struct gh_job job;
+    struct gh_joblog_run run;
+    json_object *o, *v;
+    char err[3000];
+    char *e;
+
+    (void)state;
+    memset(&job, 0, sizeof(job));
+    snprintf(job.id, sizeof(job.id), "x:2");
+    snprintf(job.kind, sizeof(job.kind), "core:followup");
+    job.guild_id = 42;
+    memset(err, 'e', sizeof(err) - 1);
+    err[sizeof(err) - 1] = '\0';
+    memset(&run, 0, sizeof(run));
+    run.queue = "default";
+    run.job = &job;
+    run.status = "dead";
+    run.error = err;
+    run.started_ms = 1700000000000LL;
+    run.finished_ms = 1700000001000LL;
+    run.duration_ms = (int64_t)INT32_MAX + 10;
+    run.pid = 4321;
+    e = gh_joblog_entry(&run);
+    assert_non_null(e);
+    o = json_tokener_parse(e);
+    assert_non_null(o);
+    assert_true(json_object_object_get_ex(o, "guild_id", &v));
+    assert_string_equal(json_object_get_string(v), "42");
+    assert_true(json_object_object_get_ex(o, "attempt", &v));
+    assert_int_equal(json_object_get_int(v), 1); /* 0: the first attempt */
+    assert_true(json_object_object_get_ex(o, "error", &v));
+    assert_int_equal(json_object_get_string_len(v), 2000);
+    assert_true(json_object_object_get_ex(o, "duration_ms", &v));
+    assert_int_equal(json_object_get_int64(v), INT32_MAX);
+    assert_true(json_object_object_get_ex(o, "worker_pid", &v));
+    assert_int_equal(json_object_get_int(v), 4321);
+    assert_true(json_object_object_get_ex(o, "started_at", &v));
+    assert_non_null(strstr(json_object_get_string(v), "2023-11-14T22:13:20"));
+    assert_true(json_object_object_get_ex(o, "finished_at", &v));
+    assert_non_null(strstr(json_object_get_string(v), "2023-11-14T22:13:21"));
+    json_object_put(o);
+    free(e);
+    /* A job without a kind is refused. */
+    job.kind[0] = '\0';
+    assert_null(gh_joblog_entry(&run));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -260,6 +390,10 @@ int main(void)
         cmocka_unit_test(test_batches),
         cmocka_unit_test(test_pg_down),
         cmocka_unit_test(test_retention),
+        cmocka_unit_test(test_malformed_entries_dropped),
+        cmocka_unit_test(test_rejected_entry_inserted_one_by_one),
+        cmocka_unit_test(test_flush_guards),
+        cmocka_unit_test(test_entry_fields),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -441,6 +441,46 @@ static void test_socket_checks(void **state)
     assert_int_not_equal(gh_prefork_run(NULL), 0);
 }
 
+/* Setup failures return non-zero and leave neither a socket nor a pid file. */
+static void test_setup_failures(void **state)
+{
+    struct fixture *f = *state;
+    char long_path[200];
+    memset(long_path, 'p', sizeof(long_path) - 1);
+    long_path[0] = '/';
+    long_path[sizeof(long_path) - 1] = '\0';
+    struct gh_prefork_opts o = {
+        .socket_path = long_path,
+        .backlog = 8,
+        .children = 1,
+        .child_main = fcgi_child,
+        .arg = f,
+    };
+
+    /* A socket path longer than sun_path, and an empty one. */
+    assert_int_not_equal(gh_prefork_run(&o), 0);
+    o.socket_path = "";
+    assert_int_not_equal(gh_prefork_run(&o), 0);
+
+    /* A pid file that cannot be written: the bound socket is removed again. */
+    char pid_missing[160];
+    snprintf(pid_missing, sizeof(pid_missing), "%s/no-such-dir/test.pid", f->dir);
+    o.socket_path = f->sock;
+    o.pid_file = pid_missing;
+    assert_int_not_equal(gh_prefork_run(&o), 0);
+    assert_int_equal(access(f->sock, F_OK), -1);
+    assert_int_equal(access(pid_missing, F_OK), -1);
+
+    /* A pid file path too long for its temporary name. */
+    char pid_long[1100];
+    memset(pid_long, 'q', sizeof(pid_long) - 1);
+    pid_long[0] = '/';
+    pid_long[sizeof(pid_long) - 1] = '\0';
+    o.pid_file = pid_long;
+    assert_int_not_equal(gh_prefork_run(&o), 0);
+    assert_int_equal(access(f->sock, F_OK), -1);
+}
+
 static void test_fcgi_roundtrip(void **state)
 {
     struct fixture *f = *state;
@@ -552,6 +592,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_respawn_and_stop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backoff_when_children_die_in_a_loop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_socket_checks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_setup_failures, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fcgi_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_finishes_the_request_in_flight, setup, teardown),
     };

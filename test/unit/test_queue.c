@@ -566,6 +566,176 @@ static void test_acks_with_take(void **state)
         gh_job_cleanup(&more[i]);
 }
 
+/* Bad arguments are refused before Redis is asked. */
+static void test_argument_guards(void **state)
+{
+    struct gh_job job, jobs[2];
+    struct gh_queue_acks acks;
+    struct gh_queue_stats st;
+    struct gh_queue_poll poll_bad = {.max = 1, .wait_ms = -1};
+    struct gh_buf b;
+    json_object *arr = NULL;
+    long long moved = 9, removed = 9;
+    const char *ids[1] = {"x"};
+    int n = 0, acked = 0;
+
+    (void)state;
+    memset(&job, 0, sizeof(job));
+    memset(&acks, 0, sizeof(acks));
+    assert_int_equal(gh_queue_name_ok(NULL), 0);
+    assert_int_equal(gh_queue_name_ok(""), 0);
+    assert_int_equal(gh_queue_name_ok("Upper"), 0);
+    assert_int_equal(gh_queue_name_ok("ok_name-1"), 1);
+    assert_int_equal(gh_queue_enqueue(NULL, "default", "x", "k", 0, NULL, 0), GH_EINVAL);
+    assert_int_equal(gh_queue_pop(NULL, "default", 0, NULL), GH_EINVAL);
+    assert_int_equal(gh_queue_take(NULL, "default", &poll_bad, jobs, &n), GH_EINVAL);
+    assert_int_equal(gh_queue_ack(NULL, "default", &job), GH_EINVAL);
+    assert_int_equal(gh_queue_fail(NULL, "default", &job, 3, "e"), GH_EINVAL);
+    assert_int_equal(gh_queue_release(NULL, "default", &job), GH_EINVAL);
+    assert_int_equal(gh_queue_extend(NULL, "default", ids, 1, 1000), GH_EINVAL);
+    assert_int_equal(gh_queue_renew(NULL, "default", "x", 1000), GH_EINVAL);
+    assert_int_equal(gh_queue_len(NULL, "default", "ready"), -1);
+    assert_int_equal(gh_queue_stats(NULL, "default", &st), GH_EINVAL);
+    assert_int_equal(gh_queue_metrics(NULL, NULL, NULL), GH_EINVAL);
+    assert_int_equal(gh_queue_dead_list(NULL, "default", 10, &arr), GH_EINVAL);
+    assert_null(arr);
+    assert_int_equal(gh_queue_dead_retry(NULL, "default", NULL, &moved), GH_EINVAL);
+    assert_int_equal(moved, 0);
+    assert_int_equal(gh_queue_dead_purge(NULL, "default", &removed), GH_EINVAL);
+    assert_int_equal(removed, 0);
+    assert_int_equal(gh_queue_ack_flush(NULL, "default", &acks, &acked), GH_EINVAL);
+    /* A job that was never popped cannot be held for an ack. */
+    assert_int_equal(gh_queue_ack_defer(&acks, &job, NULL, NULL), GH_EINVAL);
+    assert_int_equal(gh_queue_ack_defer(NULL, &job, NULL, NULL), GH_EINVAL);
+    assert_int_equal(acks.n, 0);
+    gh_queue_acks_cleanup(NULL); /* no-op */
+    gh_job_cleanup(NULL);        /* no-op */
+    assert_true(gh_queue_backoff_ms(1000, 0) >= 500 &&
+                gh_queue_backoff_ms(1000, 0) <= 1000); /* as attempt 1 */
+
+    NEED_REDIS();
+    gh_buf_init(&b, 256);
+    assert_int_equal(gh_queue_enqueue(r, "Bad Queue", "x", "k", 0, NULL, 0), GH_EINVAL);
+    assert_int_equal(gh_queue_enqueue(r, queue, "", "k", 0, NULL, 0), GH_EINVAL);
+    assert_int_equal(gh_queue_enqueue(r, queue, "x", "", 0, NULL, 0), GH_EINVAL);
+    assert_int_equal(gh_queue_enqueue(r, queue, "x", "k", 0, NULL, -1), GH_EINVAL);
+    assert_int_equal(gh_queue_pop(r, queue, 3601, &job), GH_EINVAL);
+    assert_int_equal(gh_queue_take(r, queue, &poll_bad, jobs, &n), GH_EINVAL);
+    assert_int_equal(gh_queue_take(r, queue, NULL, NULL, NULL), GH_EINVAL);
+    assert_int_equal(gh_queue_ack(r, "Bad Queue", &job), GH_EINVAL);
+    assert_int_equal(gh_queue_fail(r, queue, &job, 0, "e"), GH_EINVAL);
+    assert_int_equal(gh_queue_release(r, queue, &job), GH_EINVAL);
+    assert_int_equal(gh_queue_extend(r, queue, ids, 65, 1000), GH_EINVAL);
+    assert_int_equal(gh_queue_extend(r, queue, NULL, 1, 1000), GH_EINVAL);
+    assert_int_equal(gh_queue_extend(r, queue, ids, 1, 0), GH_EINVAL);
+    assert_int_equal(gh_queue_extend(r, queue, NULL, 0, 1000), GH_OK); /* nothing to extend */
+    assert_int_equal(gh_queue_renew(r, queue, NULL, 1000), GH_EINVAL);
+    assert_int_equal(gh_queue_renew(r, queue, "x", 0), GH_EINVAL);
+    assert_int_equal(gh_queue_len(r, queue, NULL), -1);
+    assert_int_equal(gh_queue_len(r, "Bad Queue", "ready"), -1);
+    assert_int_equal(gh_queue_stats(r, queue, NULL), GH_EINVAL);
+    /* No queues, or one that cannot be read: the TYPE lines, no sample. */
+    const char *bad_queues[] = {"Bad Queue", NULL};
+    assert_int_equal(gh_queue_metrics(r, bad_queues, &b), GH_OK);
+    assert_null(strstr(gh_buf_cstr(&b), "gh_queue_jobs{"));
+    assert_non_null(strstr(gh_buf_cstr(&b), "# TYPE gh_queue_jobs gauge\n"));
+    assert_int_equal(gh_queue_dead_list(r, queue, 0, &arr), GH_EINVAL);
+    assert_int_equal(gh_queue_dead_retry(r, "Bad Queue", NULL, &moved), GH_EINVAL);
+    assert_int_equal(gh_queue_dead_purge(r, "Bad Queue", &removed), GH_EINVAL);
+    assert_int_equal(gh_queue_ack_flush(r, "Bad Queue", &acks, &acked), GH_EINVAL);
+    assert_int_equal(gh_queue_ack_flush(r, queue, &acks, &acked), GH_OK); /* none held */
+    assert_int_equal(acked, 0);
+    /* None of it wrote anything. */
+    assert_int_equal(gh_queue_len(r, queue, "ready"), 0);
+    assert_int_equal(gh_queue_len(r, queue, "dead"), 0);
+    gh_buf_cleanup(&b);
+}
+
+/* Field types a job must have; a numeric guild is accepted, the rest go dead. */
+static void test_job_field_types(void **state)
+{
+    NEED_REDIS();
+    struct gh_job job;
+    char ready[256];
+    static const char *const bad[] = {
+        "[1,2]",
+        "{\"id\":\"b1\",\"kind\":\"k\",\"guild\":\"12x\"}",
+        "{\"id\":\"b2\",\"kind\":\"k\",\"guild\":-5}",
+        "{\"id\":\"b3\",\"kind\":\"k\",\"guild\":true}",
+        "{\"id\":\"b4\",\"kind\":\"k\",\"deadline_ms\":\"soon\"}",
+        "{\"id\":\"\",\"kind\":\"k\"}",
+        "{\"id\":\"b6\",\"kind\":7}",
+    };
+
+    (void)state;
+    gh_key_queue(ready, sizeof(ready), gh_queue_partition(queue), queue, "ready");
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        freeReplyObject(gh_redis_cmd(r, "LPUSH %s %s", ready, bad[i]));
+        assert_int_equal(gh_queue_pop(r, queue, 0, &job), GH_EJSON);
+    }
+    assert_int_equal(gh_queue_len(r, queue, "dead"), (long long)(sizeof(bad) / sizeof(bad[0])));
+    assert_int_equal(gh_queue_len(r, queue, "processing"), 0);
+
+    freeReplyObject(gh_redis_cmd(r, "LPUSH %s %s", ready,
+                                 "{\"id\":\"g1\",\"kind\":\"k\",\"guild\":123456,\"attempt\":0,"
+                                 "\"deadline_ms\":null}"));
+    assert_int_equal(gh_queue_pop(r, queue, 0, &job), GH_OK);
+    assert_string_equal(job.id, "g1");
+    assert_int_equal(job.guild_id, 123456);
+    assert_int_equal(job.attempt, 1); /* 0 read as the first attempt */
+    assert_int_equal(job.deadline_ms, 0);
+    assert_int_equal(gh_queue_ack(r, queue, &job), GH_OK);
+    gh_job_cleanup(&job);
+}
+
+/* A dead entry that is not a JSON object is listed as unreadable, and
+ * neither revived nor lost by a retry; purge removes it. */
+static void test_dead_unreadable_entries(void **state)
+{
+    NEED_REDIS();
+    char dead[256];
+    json_object *arr = NULL, *e, *v;
+    long long moved = -1, removed = -1;
+
+    (void)state;
+    gh_key_queue(dead, sizeof(dead), gh_queue_partition(queue), queue, "dead");
+    freeReplyObject(gh_redis_cmd(r, "LPUSH %s %s", dead, "garbage"));
+    freeReplyObject(gh_redis_cmd(r, "LPUSH %s %s", dead, "{\"id\":5}"));
+    assert_int_equal(gh_queue_dead_list(r, queue, 10, &arr), GH_OK);
+    assert_int_equal(json_object_array_length(arr), 2);
+    e = json_object_array_get_idx(arr, 1);
+    assert_true(json_object_object_get_ex(e, "error", &v));
+    assert_string_equal(json_object_get_string(v), "unreadable dead letter");
+    json_object_put(arr);
+    assert_int_equal(gh_queue_dead_retry(r, queue, NULL, &moved), GH_OK);
+    assert_int_equal(moved, 0);
+    assert_int_equal(gh_queue_len(r, queue, "dead"), 2);
+    assert_int_equal(gh_queue_len(r, queue, "ready"), 0);
+    assert_int_equal(gh_queue_dead_purge(r, queue, &removed), GH_OK);
+    assert_int_equal(removed, 2);
+    assert_int_equal(gh_queue_len(r, queue, "dead"), 0);
+}
+
+/* Redis unreachable: every call reports GH_EREDIS (or -1), none pretends. */
+static void test_redis_down_everywhere(void **state)
+{
+    struct gh_redis *dead = gh_redis_new("redis://127.0.0.1:1/0", 100, NULL);
+    struct gh_queue_stats st;
+    json_object *arr = NULL;
+    long long moved = 0, removed = 0;
+    const char *ids[1] = {"x"};
+
+    (void)state;
+    assert_int_equal(gh_queue_stats(dead, "default", &st), GH_EREDIS);
+    assert_int_equal(gh_queue_dead_list(dead, "default", 5, &arr), GH_EREDIS);
+    assert_null(arr);
+    assert_int_equal(gh_queue_dead_retry(dead, "default", NULL, &moved), GH_EREDIS);
+    assert_int_equal(gh_queue_dead_purge(dead, "default", &removed), GH_EREDIS);
+    assert_int_equal(gh_queue_extend(dead, "default", ids, 1, 1000), GH_EREDIS);
+    assert_int_equal(gh_queue_renew(dead, "default", "x", 1000), GH_EREDIS);
+    gh_redis_free(dead);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -582,6 +752,10 @@ int main(void)
         cmocka_unit_test(test_backoff),
         cmocka_unit_test_setup(test_stats_metrics, each),
         cmocka_unit_test(test_redis_down),
+        cmocka_unit_test_setup(test_argument_guards, each),
+        cmocka_unit_test_setup(test_job_field_types, each),
+        cmocka_unit_test_setup(test_dead_unreadable_entries, each),
+        cmocka_unit_test(test_redis_down_everywhere),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);

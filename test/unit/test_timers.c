@@ -651,6 +651,119 @@ static void test_redis_down(void **state)
     assert_int_equal(n, 1);
 }
 
+/* Bad arguments are refused without touching the table. */
+static void test_argument_guards(void **state)
+{
+    NEED_DB();
+    json_object *arr = json_object_new_array();
+    char long_kind[80], long_key[GH_TIMERS_KEY_MAX + 2];
+    int64_t id = 99;
+    int n = 7;
+    struct gh_job plain;
+
+    (void)state;
+    memset(long_kind, 'k', sizeof(long_kind) - 1);
+    long_kind[sizeof(long_kind) - 1] = '\0';
+    memset(long_key, 'x', sizeof(long_key) - 1);
+    long_key[sizeof(long_key) - 1] = '\0';
+    assert_int_equal(gh_timers_schedule(NULL, 0, "test:fire", NULL, "k", T0, &id), GH_EINVAL);
+    assert_int_equal(id, 0);
+    assert_int_equal(gh_timers_schedule(&ctx, 0, "test:fire", NULL, "k", T0, NULL), GH_EINVAL);
+    assert_int_equal(gh_timers_schedule(&ctx, 0, "Bad Kind", NULL, "k", T0, &id), GH_EINVAL);
+    assert_int_equal(gh_timers_schedule(&ctx, 0, "", NULL, "k", T0, &id), GH_EINVAL);
+    assert_int_equal(gh_timers_schedule(&ctx, 0, long_kind, NULL, "k", T0, &id), GH_EINVAL);
+    assert_int_equal(gh_timers_schedule(&ctx, 0, "test:fire", NULL, "", T0, &id), GH_EINVAL);
+    assert_int_equal(gh_timers_schedule(&ctx, 0, "test:fire", NULL, long_key, T0, &id), GH_EINVAL);
+    assert_int_equal(gh_timers_schedule(&ctx, 0, "test:fire", NULL, "k", 0, &id), GH_EINVAL);
+    assert_int_equal(gh_timers_schedule(&ctx, (uint64_t)INT64_MAX + 1, "test:fire", NULL, "k", T0, &id),
+                     GH_EINVAL);
+    assert_int_equal(gh_timers_schedule(&ctx, 0, "test:fire", arr, "k", T0, &id), GH_EINVAL);
+    assert_int_equal(id, 0);
+    assert_int_equal(admin_int("SELECT count(*) FROM scheduled_actions"), 0);
+    json_object_put(arr);
+
+    assert_int_equal(gh_timers_cancel(&ctx, 0), GH_EINVAL);
+    assert_int_equal(gh_timers_cancel(NULL, 5), GH_EINVAL);
+    assert_int_equal(gh_timers_promote(&ctx, 0, T0, &n), GH_EINVAL);
+    assert_int_equal(n, 0);
+    assert_int_equal(gh_timers_promote(&ctx, 10, 0, &n), GH_EINVAL);
+    assert_int_equal(gh_timers_promote(NULL, 10, T0, &n), GH_EINVAL);
+    assert_int_equal(gh_timers_next_due_in(NULL, T0, 1000), -1);
+    memset(&plain, 0, sizeof(plain));
+    snprintf(plain.id, sizeof(plain.id), "plain:1");
+    assert_int_equal(gh_timers_job_timer_id(&plain), 0);
+    assert_int_equal(gh_timers_job_started(&ctx, &plain), GH_EINVAL);
+    assert_int_equal(gh_timers_job_started(NULL, &plain), GH_EINVAL);
+}
+
+/* Nothing pending: -1; a far timer: capped; no cap: the full wait. */
+static void test_next_due_in_cap(void **state)
+{
+    NEED_DB();
+    (void)state;
+    assert_int_equal(gh_timers_next_due_in(&ctx, T0, 60000), -1);
+    schedule_at("far", T0 + DAY_MS);
+    assert_int_equal(gh_timers_next_due_in(&ctx, T0, 60000), 60000);
+    assert_int_equal(gh_timers_next_due_in(&ctx, T0, -1), DAY_MS);
+}
+
+/* Hundreds due at once go out in one promotion (max above the limit is clamped). */
+static void test_promote_many_at_once(void **state)
+{
+    NEED_DB();
+    int n = -1;
+
+    (void)state;
+    for (int i = 0; i < 300; i++) {
+        char key[32];
+        snprintf(key, sizeof(key), "many:%d", i);
+        schedule_at(key, T0 - 1000 - i);
+    }
+    assert_int_equal(gh_timers_promote(&ctx, 1000000, T0, &n), GH_OK);
+    assert_int_equal(n, 300);
+    assert_int_equal(ready_len(), 300);
+    assert_int_equal(admin_int("SELECT count(*) FROM scheduled_actions WHERE state = 'queued'"), 300);
+    assert_int_equal(run_ready_jobs(1, 0), 300);
+    assert_int_equal(admin_int("SELECT count(*) FROM scheduled_actions WHERE state = 'done'"), 300);
+}
+
+/* A job whose timer row was deleted is skipped (started: ENOTFOUND); a second
+ * report for a finished timer changes nothing and succeeds. */
+static void test_job_of_missing_or_finished_timer(void **state)
+{
+    NEED_DB();
+    struct gh_job job;
+    int64_t gone, twice;
+    char st[32];
+    int n = -1;
+
+    (void)state;
+    gone = schedule_at("gone", T0 - 10);
+    assert_int_equal(gh_timers_promote(&ctx, 10, T0, &n), GH_OK);
+    assert_int_equal(n, 1);
+    memset(&job, 0, sizeof(job));
+    assert_int_equal(gh_queue_pop(ctx.redis, queue, 0, &job), GH_OK);
+    assert_int_equal(gh_timers_job_timer_id(&job), gone);
+    assert_true(admin_exec("DELETE FROM scheduled_actions"));
+    assert_int_equal(gh_timers_job_started(&ctx, &job), GH_ENOTFOUND);
+    assert_int_equal(gh_timers_job_finished(&ctx, &job, 1, 0, NULL), GH_ENOTFOUND);
+    (void)gh_queue_ack(ctx.redis, queue, &job);
+    gh_job_cleanup(&job);
+
+    twice = schedule_at("twice", T0 - 10);
+    assert_int_equal(gh_timers_promote(&ctx, 10, T0, &n), GH_OK);
+    memset(&job, 0, sizeof(job));
+    assert_int_equal(gh_queue_pop(ctx.redis, queue, 0, &job), GH_OK);
+    assert_int_equal(gh_timers_job_started(&ctx, &job), GH_OK);
+    assert_int_equal(gh_timers_job_finished(&ctx, &job, 1, 0, NULL), GH_OK);
+    assert_int_equal(gh_timers_job_finished(&ctx, &job, 0, 1, "late failure"), GH_OK);
+    state_of(twice, st, sizeof(st));
+    assert_string_equal(st, "done"); /* the late failure did not overwrite it */
+    assert_int_equal(gh_timers_job_started(&ctx, &job), GH_ECONFLICT);
+    (void)gh_queue_ack(ctx.redis, queue, &job);
+    gh_job_cleanup(&job);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -663,6 +776,10 @@ int main(void)
         cmocka_unit_test_setup(test_two_schedulers, each),
         cmocka_unit_test_setup(test_pg_down, each),
         cmocka_unit_test_setup(test_redis_down, each),
+        cmocka_unit_test_setup(test_argument_guards, each),
+        cmocka_unit_test_setup(test_next_due_in_cap, each),
+        cmocka_unit_test_setup(test_promote_many_at_once, each),
+        cmocka_unit_test_setup(test_job_of_missing_or_finished_timer, each),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

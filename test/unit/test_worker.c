@@ -398,6 +398,50 @@ static void test_timeout_counts_as_failure(void **state)
     assert_int_equal(alarm(0), 0);
 }
 
+/* A job the reaper handed back after its last attempt (attempt past the
+ * kind's max) is dead-lettered without running, and the run is logged. */
+static void test_attempts_exhausted_by_reaper(void **state)
+{
+    struct gh_ctx *ctx = *state;
+    struct gh_log_sink dbg;
+    struct gh_job job;
+    struct gh_job_result res;
+    char path[64], text[8192];
+    FILE *f;
+    size_t got;
+
+    NEED_REDIS(ctx);
+    snprintf(path, sizeof(path), "/tmp/gh-worker-log-%d.log", (int)getpid());
+    unlink(path);
+    assert_int_equal(gh_log_sink_init(&dbg, "test", GH_LOG_DEBUG, path, 0, 0), GH_OK);
+    gh_logger_init(&ctx->log, &dbg, "test-worker");
+    enqueue(ctx, "t:reaped:1", "test:flaky", 0, NULL, 0);
+    memset(&job, 0, sizeof(job));
+    assert_int_equal(gh_queue_pop(ctx->redis, queue, 0, &job), GH_OK);
+    job.attempt = 3; /* test:flaky allows 2 */
+    assert_int_equal(gh_worker_run_job(ctx, queue, &job, lookup, &res), GH_OK);
+    gh_job_cleanup(&job);
+    gh_logger_init(&ctx->log, &sink, "test-worker");
+    gh_log_sink_cleanup(&dbg);
+
+    assert_int_equal(res.outcome, GH_JOB_DEAD);
+    assert_int_equal(res.rc, GH_ETIMEOUT);
+    assert_int_equal(res.queue_rc, GH_OK);
+    assert_int_equal(flaky_calls, 0); /* never ran again */
+    assert_int_equal(len(ctx, "dead"), 1);
+    assert_int_equal(len(ctx, "processing"), 0);
+    assert_int_equal(len(ctx, "ready") + len(ctx, "delayed"), 0);
+    f = fopen(path, "r");
+    assert_non_null(f);
+    got = fread(text, 1, sizeof(text) - 1, f);
+    fclose(f);
+    unlink(path);
+    text[got] = '\0';
+    assert_non_null(strstr(text, "job test:flaky t:reaped:1: dead"));
+    assert_non_null(strstr(text, "its worker died during the last attempt"));
+    assert_non_null(strstr(text, "\"attempt\":3"));
+}
+
 static void test_drain(void **state)
 {
     struct gh_ctx *ctx = *state;
@@ -858,6 +902,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unknown_kind_dead_letters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expired_deadline_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout_counts_as_failure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_attempts_exhausted_by_reaper, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_down, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_once, setup, teardown),
