@@ -59,7 +59,6 @@ struct hb_slot {
     char id[GH_QUEUE_TAKE_MAX][160];
 };
 
-
 #ifdef GH_COVERAGE
 void __gcov_dump(void);
 #endif
