@@ -1,12 +1,14 @@
-/* guildhall-api - the FastCGI server behind /health, /metrics and /api/v1/ (the API).
+/* guildhall-api - the FastCGI server behind /health, /metrics, /api/v1/ (the
+ * dashboard API, lib/api/) and POST /webhooks/discord (Discord's signed
+ * webhook events). nginx restricts /metrics to loopback.
  *
- * For the foundation it answers health and metrics; the dashboard API and
- * POST /webhooks/discord arrive with later issues and plug into the route
- * table below. nginx restricts /metrics to loopback. */
+ *   guildhall-api            serve (FCGI_SOCKET, prefork)
+ *   guildhall-api --routes   print the API's route table as JSON and exit */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/api.h"
 #include "app/app.h"
 #include "core/config.h"
 #include "core/ctx.h"
@@ -68,13 +70,22 @@ static const struct {
     route_fn get; /* GET and HEAD */
 } routes[] = {
     {"/health", health},
-    {"/api/v1/health", health},
     {"/metrics", metrics},
 };
 
 static void handle(struct gh_ctx *ctx, const struct gh_http_req *req, struct gh_http_resp *resp)
 {
     gh_logger_new_corr(&ctx->log);
+    ctx->log.guild_id = 0;
+    ctx->log.user_id = 0;
+    if (strncmp(req->path, "/api/", 5) == 0) {
+        gh_api_dispatch(ctx, req, resp);
+        return;
+    }
+    if (strcmp(req->path, "/webhooks/discord") == 0) {
+        gh_api_webhook_discord(ctx, req, resp);
+        return;
+    }
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
         if (strcmp(req->path, routes[i].path) != 0)
             continue;
@@ -89,7 +100,7 @@ static void handle(struct gh_ctx *ctx, const struct gh_http_req *req, struct gh_
     gh_http_error(resp, 404, "not_found", "no such endpoint");
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     static const struct gh_app_fcgi spec = {
         .service = GH_SVC_API,
@@ -100,5 +111,18 @@ int main(void)
         .max_resp = MAX_RESP_BYTES,
     };
 
+    if (argc == 2 && strcmp(argv[1], "--routes") == 0) {
+        struct gh_buf b;
+        gh_buf_init(&b, (size_t)1 << 20);
+        int rc = gh_api_routes_json(&b);
+        if (rc == GH_OK)
+            puts(gh_buf_cstr(&b));
+        gh_buf_cleanup(&b);
+        return rc == GH_OK ? 0 : 1;
+    }
+    if (argc > 1) {
+        fprintf(stderr, "usage: guildhall-api [--routes]\n");
+        return 2;
+    }
     return gh_app_fcgi_main(&spec);
 }

@@ -9,12 +9,14 @@
 #include "core/err.h"
 #include "core/str.h"
 #include "features/core/core.h"
+#include "features/premium/premium.h"
 #include "features/registry.h"
 #include "features/utility/utility.h"
 
 const struct gh_feature *const gh_features[] = {
     &gh_feature_core,
     &gh_feature_utility,
+    &gh_feature_premium,
     NULL,
 };
 

@@ -14,6 +14,7 @@ struct gh_ctx;
 struct gh_interaction;
 struct gh_buf;
 struct gh_job;
+struct gh_api_route;
 
 /* Interaction context types (Discord "contexts"). */
 #define GH_CTX_GUILD (1u << 0)
@@ -65,8 +66,11 @@ struct gh_feature {
     size_t n_components;
     const struct gh_job_kind *jobs;
     size_t n_jobs;
-    const char *settings_schema; /* JSON Schema subset as text, or NULL */
+    const struct gh_api_route *routes; /* under /api/v1 (lib/api/api.h), checked by gh_api_dispatch */
+    size_t n_routes;
+    const char *settings_schema; /* JSON Schema subset as text (lib/web/jschema.h), or NULL */
     unsigned premium_flags;
+    int premium_rank; /* the tier the whole feature needs (0 free, 1 premium, 2 pro) */
 };
 
 #define GH_COUNT(a) (sizeof(a) / sizeof((a)[0]))

@@ -60,16 +60,17 @@ pin() { local p c; for p in "$@"; do
 done; }
 
 declare -A RPS P50 P99 CPU
-run_one() { # name url pids conns [front-tier pids]
+run_one() { # name url pids conns [front-tier pids]; WRK_SCRIPT (default: signed interactions)
   local name=$1 url=$2 pids=$3 conns=$4 front=${5:-}
+  local script=${WRK_SCRIPT:-test/bench/interactions.lua}
   for p in $pids; do pin "$p"; done
-  node test/bench/sign-pool.mjs "$SEED" 8000 "$RUN/pool.lua" test/fixtures/interactions/command.json
-  GH_BENCH_POOL="$RUN/pool.lua" taskset -c 1 wrk -t1 -c16 -d2s -s test/bench/interactions.lua "$url" >/dev/null 2>&1
-  node test/bench/sign-pool.mjs "$SEED" 8000 "$RUN/pool.lua" test/fixtures/interactions/command.json
+  [ -z "${WRK_SCRIPT:-}" ] && node test/bench/sign-pool.mjs "$SEED" 8000 "$RUN/pool.lua" test/fixtures/interactions/command.json
+  GH_BENCH_POOL="$RUN/pool.lua" taskset -c 1 wrk -t1 -c16 -d2s -s "$script" "$url" >/dev/null 2>&1
+  [ -z "${WRK_SCRIPT:-}" ] && node test/bench/sign-pool.mjs "$SEED" 8000 "$RUN/pool.lua" test/fixtures/interactions/command.json
   local c0; c0=$(test/bench/cpu.py $pids)
   local f0=0; [ -n "$front" ] && f0=$(test/bench/cpu.py $front)
   local out; out=$(GH_BENCH_POOL="$RUN/pool.lua" taskset -c 1 wrk -t$([ "$conns" -gt 100 ] && echo 2 || echo 1) \
-      -c"$conns" -d"${SECS}s" --latency -s test/bench/interactions.lua "$url" 2>&1)
+      -c"$conns" -d"${SECS}s" --latency -s "$script" "$url" 2>&1)
   local c1; c1=$(test/bench/cpu.py $pids)
   local f1=0; [ -n "$front" ] && f1=$(test/bench/cpu.py $front)
   echo "$out" > "$RUN/logs/wrk-$name-$conns.txt"
@@ -113,6 +114,22 @@ for p in "${peer_ok[@]}"; do
 done
 p99=$(ms "${P99[guildhall-$CONNS]}")
 echo "guildhall p99 at $CONNS connections: ${p99} ms (goal < 15 ms); $BIG connections: p99 $(ms "${P99[guildhall-$BIG]}") ms"
+
+# The dashboard API: one feature's settings read with a session (the bench rate-limit profile).
+echo
+echo "bench: GET /api/v1/guilds/{id}/settings/core with a session cookie, ${SECS}s, servers on CPU 0"
+if cookie=$(GH_PROFILE=bench node test/bench/api-login.mjs 2>"$RUN/logs/api-login.log"); then
+  API_PIDS="$(cat "$RUN/nginx.pid") $(cat "$RUN/api.spawn.pid") $(cat "$RUN/redis.pid") $pg_pid"
+  GH_BENCH_COOKIE="$cookie" GH_BENCH_PATH="/api/v1/guilds/1098765432109876543/settings/core" \
+    WRK_SCRIPT=test/bench/api.lua run_one api "$GH_HTTP_URL" "$API_PIDS" "$CONNS" \
+    "$(cat "$RUN/nginx.pid") $(cat "$RUN/api.spawn.pid")"
+  echo "api settings GET p99 at $CONNS connections: $(ms "${P99[api-$CONNS]}") ms (goal < 10 ms)"
+else
+  echo "bench: the API login failed (see $RUN/logs/api-login.log)"; fail=1
+fi
+size=$(cat static/*.html static/*.css static/*.js static/js/*.js 2>/dev/null | wc -c)
+echo "dashboard HTML + CSS + JS: $size bytes uncompressed (goal < 150 KB = 153600)"
+[ "$size" -lt 153600 ] || { echo "bench: the dashboard is too large"; fail=1; }
 [ $fail -eq 0 ] && echo "bench: no errors" || echo "bench: FAILED (errors above)"
 
 # The job system: our worker against the BullMQ peer on the same Redis, and timer lateness

@@ -109,14 +109,22 @@ write_env() {
       echo "DISCORD_CLIENT_SECRET=fake-client-secret"
       echo "DISCORD_TOKEN=$FAKE_TOKEN"
       echo "GH_DEMO_GUILD_ID=$DEMO_GUILD_ID"
+      # The fake's users (test/lib/fixtures.mjs): in dev the demo guild's owner sees the operator
+      # pages; in tests a user of no guild (dora) is the developer.
+      if [ -z "${DEVELOPER_USER_IDS:-}" ]; then
+        if [ "$profile" = dev ]; then DEVELOPER_USER_IDS=111122223333444455; else DEVELOPER_USER_IDS=444455556666777788; fi
+      fi
+      echo "PREMIUM_SKUS=${PREMIUM_SKUS:-1300000000000000001:premium,1300000000000000002:pro}"
     else
       for v in DISCORD_TOKEN DISCORD_APPLICATION_ID DISCORD_PUBLIC_KEY DISCORD_CLIENT_ID \
                DISCORD_CLIENT_SECRET DISCORD_API_BASE DISCORD_OAUTH_AUTHORIZE_URL DISCORD_GATEWAY_URL; do
         [ -n "${!v:-}" ] && echo "$v=${!v}"
       done
     fi
+    [ "$profile" = bench ] && API_RATE_PROFILE=${API_RATE_PROFILE:-bench}
     for v in PREMIUM_URL MAIN_GUILD_ID DEVELOPER_USER_IDS ALERT_CHANNEL_ID LOG_LEVEL FCGI_CHILDREN \
-             PG_POOL_MIN PG_POOL_MAX MAX_BODY_BYTES WORKER_CONCURRENCY; do
+             PG_POOL_MIN PG_POOL_MAX MAX_BODY_BYTES WORKER_CONCURRENCY API_RATE_PROFILE PREMIUM_SKUS \
+             PREMIUM_GRACE_DAYS PREMIUM_TRIAL_DAYS TLS_CERT_FILE TLS_KEY_FILE; do
       [ -n "${!v:-}" ] && echo "$v=${!v}"
     done
     if [ "$profile" = dev ]; then echo "WORKER_TICK_S=${WORKER_TICK_S:-60}"; else echo "WORKER_TICK_S=${WORKER_TICK_S:-5}"; fi
@@ -233,7 +241,8 @@ start() {
     if ! alive "$RUN/fake-discord.spawn.pid"; then
       [ -d "$REPO/test/node_modules" ] || die "test/node_modules missing: run 'make deps'"
       DISCORD_PUBLIC_KEY_SEED=$TEST_SEED GH_INTERACTIONS_URL="$GH_HTTP_URL/interactions" \
-      FAKE_APPLICATION_ID=$FAKE_APP_ID FAKE_BOT_TOKEN=$FAKE_TOKEN \
+      GH_WEBHOOKS_URL="http://127.0.0.1:$HTTP_PORT/webhooks/discord" \
+      FAKE_APPLICATION_ID=$FAKE_APP_ID FAKE_BOT_TOKEN=$FAKE_TOKEN FAKE_CLIENT_SECRET=fake-client-secret \
         spawn fake-discord node "$REPO/test/fakes/discord/server.mjs" --port "$FAKE_PORT"
       wait_for "fake Discord" 20 curl -sf "http://127.0.0.1:$FAKE_PORT/_fake/health"
     fi
@@ -247,12 +256,15 @@ start() {
   done
 
   if ! alive "$RUN/nginx.pid"; then
-    local user_line="" workers=2
-    [ "$(id -u)" -eq 0 ] && user_line="user root;"
+    local workers=2
     [ "$profile" = bench ] && workers=1
-    sed -e "s|@RUN@|$RUN|g" -e "s|@REPO@|$REPO|g" -e "s|@HTTP_PORT@|$HTTP_PORT|g" \
-        -e "s|@MAX_BODY@|${MAX_BODY_BYTES:-262144}|g" -e "s|@USER_LINE@|$user_line|g" \
-        -e "s|@WORKERS@|$workers|g" "$REPO/nginx/nginx.conf.tmpl" > "$RUN/nginx.conf"
+    # PUBLIC_URL https (with TLS_CERT_FILE / TLS_KEY_FILE) adds the TLS server: docs/operations.md.
+    # Local profiles trust loopback's X-Forwarded-For (tests act as many clients); production sets
+    # REAL_IP_FROM to its load balancer, or leaves it unset.
+    REAL_IP_FROM=${REAL_IP_FROM-127.0.0.1}
+    REAL_IP_FROM="$REAL_IP_FROM" \
+    GH_RUN_DIR="$RUN" GH_REPO="$REPO" GH_HTTP_PORT="$HTTP_PORT" NGINX_WORKERS="$workers" \
+      "$REPO/scripts/render-nginx.sh" "$RUN/nginx.conf" || die "the nginx config could not be rendered (above)"
     nginx -p "$RUN/nginx" -e "$RUN/logs/nginx-error.log" -c "$RUN/nginx.conf" \
       || die "nginx did not start (see $RUN/logs/nginx-error.log)"
     wait_for "nginx" 10 curl -s -o /dev/null "http://127.0.0.1:$HTTP_PORT/health"
@@ -265,6 +277,12 @@ start() {
   if [ "$GH_FAKE_MODE" = 1 ] && [ "$profile" = dev ]; then
     "$BIN/guildhall-register-commands" --guild "$DEMO_GUILD_ID" >>"$RUN/logs/register.log" 2>&1 \
       || log "warning: registering commands with the fake Discord failed (see $RUN/logs/register.log)"
+    # The demo guild installs Guildhall the way a real one does: Discord's APPLICATION_AUTHORIZED
+    # webhook event (sent by the fake) records it and makes its owner the installer.
+    curl -sf -X POST -H 'Content-Type: application/json' \
+      -d "{\"guild_id\":\"$DEMO_GUILD_ID\",\"user_id\":\"111122223333444455\"}" \
+      "$GH_FAKE_DISCORD_URL/_fake/install" >>"$RUN/logs/register.log" 2>&1 \
+      || log "warning: installing the demo guild through the fake Discord failed (see $RUN/logs/register.log)"
   fi
 
   log "up"

@@ -54,7 +54,7 @@ for t in "${units[@]}"; do
 done
 
 # ---- integration tests (node:test against the running stack) ----
-files=(test/integration/*.test.mjs)
+files=(test/integration/*.test.mjs test/browser/*.test.mjs)
 if [ -n "${GH_TEST_FILTER:-}" ]; then
   sel=(); for f in "${files[@]}"; do [[ "$f" == *"$GH_TEST_FILTER"* ]] && sel+=("$f"); done; files=("${sel[@]}")
 fi

@@ -28,6 +28,7 @@
 #include "store/pg.h"
 #include "store/queue.h"
 #include "store/redis.h"
+#include "core/json.h"
 #include "store/settings.h"
 
 #define CONTENT_MAX 2000
@@ -47,9 +48,25 @@ static const char core_schema[] =
     "  \"properties\": {\n"
     "    \"alert_channel_id\": {\n"
     "      \"type\": \"string\",\n"
-    "      \"format\": \"snowflake\",\n"
+    "      \"format\": \"channel\",\n"
     "      \"title\": \"Alert channel\",\n"
     "      \"description\": \"Channel where Guildhall posts errors and warnings about this server.\"\n"
+    "    },\n"
+    "    \"manager_role_id\": {\n"
+    "      \"type\": \"string\",\n"
+    "      \"format\": \"role\",\n"
+    "      \"title\": \"Manager role\",\n"
+    "      \"description\": \"Members with this role may manage Guildhall (/feature) like members with "
+    "Manage Server. It must sit below your highest role and Guildhall's.\"\n"
+    "    },\n"
+    "    \"embed_color\": {\n"
+    "      \"type\": \"integer\",\n"
+    "      \"format\": \"color\",\n"
+    "      \"minimum\": 0,\n"
+    "      \"maximum\": 16777215,\n"
+    "      \"x-premium\": \"premium\",\n"
+    "      \"title\": \"Embed color\",\n"
+    "      \"description\": \"Color of the embeds Guildhall posts here (needs Guildhall Premium).\"\n"
     "    }\n"
     "  },\n"
     "  \"additionalProperties\": false\n"
@@ -707,6 +724,27 @@ static const struct {
     {"list", feature_list},
 };
 
+/* Core's manager_role_id setting: members with that role manage Guildhall
+ * like members with Manage Server (the dashboard holds the role to the
+ * hierarchy when it is set). */
+static int has_manager_role(struct gh_ctx *ctx, const struct gh_interaction *ix)
+{
+    json_object *doc = NULL;
+    int version = 0;
+    int found = 0;
+    const char *role;
+
+    if (ix->member_roles == NULL || gh_settings_get(ctx, ix->guild_id, "core", &doc, &version) != GH_OK)
+        return 0;
+    role = gh_json_get_str(doc, "manager_role_id");
+    for (size_t i = 0; role && i < json_object_array_length(ix->member_roles) && !found; i++) {
+        const char *r = json_object_get_string(json_object_array_get_idx(ix->member_roles, i));
+        found = r && strcmp(r, role) == 0;
+    }
+    json_object_put(doc);
+    return found;
+}
+
 static int cmd_feature(struct gh_ctx *ctx, const struct gh_interaction *ix, struct gh_buf *out)
 {
     const uint64_t need = GH_PERM(MANAGE_GUILD);
@@ -718,7 +756,7 @@ static int cmd_feature(struct gh_ctx *ctx, const struct gh_interaction *ix, stru
         return reply_textf(out, "`/feature` only works in a server.");
     /* Discord hides the command from members without Manage Server, but
      * server admins can override that: check again here. */
-    if (!gh_perms_has(ix->member_permissions, need)) {
+    if (!gh_perms_has(ix->member_permissions, need) && !has_manager_role(ctx, ix)) {
         char missing[128];
         gh_perms_missing(ix->member_permissions, need, missing, sizeof(missing));
         GH_INFO(&ctx->log, "feature: refused, member lacks %s", missing);

@@ -2,7 +2,13 @@
  *
  * Both read what the interaction already carries (the partial guild, the
  * resolved users) and, for /serverinfo, the guilds row; nothing here calls
- * Discord. Every user-supplied string is escaped before it is echoed. */
+ * Discord. Every user-supplied string is escaped before it is echoed.
+ *
+ * Embed color: the core settings' "embed_color" is a premium setting. It is
+ * used only when the premium gate passes here, where the embed is built (the
+ * API checks it again when the setting is saved); otherwise, or when the
+ * settings or the status cannot be read, the default color. A refused check
+ * never fails the command. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -16,11 +22,14 @@
 #include "core/timeutil.h"
 #include "discord/interaction.h"
 #include "discord/respond.h"
+#include "features/premium/premium.h"
 #include "features/registry.h"
 #include "features/utility/utility.h"
 #include "store/pg.h"
+#include "store/settings.h"
 
 #define EMBED_COLOR 0x5865F2
+#define EMBED_COLOR_MAX 0xFFFFFF
 #define FIELD_MAX 1024
 
 /* The documented source is features/utility/schema.json; a unit test checks
@@ -77,8 +86,29 @@ static void add_field(json_object *fields, const char *name, const char *value, 
     json_object_array_add(fields, f);
 }
 
+/* The guild's custom embed color when it set one and its tier allows it,
+ * else the default. */
+static int embed_color(struct gh_ctx *ctx, const struct gh_interaction *ix)
+{
+    json_object *doc = NULL, *v = NULL;
+    int64_t color = -1;
+    int version = 0;
+
+    if (!ix->guild_id || gh_settings_get(ctx, ix->guild_id, "core", &doc, &version) != GH_OK)
+        goto out;
+    if (json_object_object_get_ex(doc, "embed_color", &v) && json_object_is_type(v, json_type_int))
+        color = json_object_get_int64(v);
+    /* Only a color the guild actually set is checked (and a refusal recorded). */
+    if (color < 0 || color > EMBED_COLOR_MAX ||
+        gh_premium_require(ctx, ix->guild_id, ix->user_id, GH_PREMIUM_PREMIUM, "custom embed color") != GH_OK)
+        color = -1;
+out:
+    json_object_put(doc);
+    return color < 0 ? EMBED_COLOR : (int)color;
+}
+
 /* Wraps fields (taken) into one embed and writes a public type 4 response. */
-static int reply_fields(struct gh_buf *out, const char *title, json_object *fields)
+static int reply_fields(struct gh_buf *out, const char *title, int color, json_object *fields)
 {
     json_object *embed = json_object_new_object();
     json_object *embeds = json_object_new_array();
@@ -90,7 +120,7 @@ static int reply_fields(struct gh_buf *out, const char *title, json_object *fiel
         goto out;
     }
     json_object_object_add(embed, "title", json_object_new_string(title));
-    json_object_object_add(embed, "color", json_object_new_int(EMBED_COLOR));
+    json_object_object_add(embed, "color", json_object_new_int(color));
     json_object_object_add(embed, "fields", fields);
     json_object_array_add(embeds, embed);
     embed = NULL;
@@ -200,7 +230,7 @@ static int cmd_serverinfo(struct gh_ctx *ctx, const struct gh_interaction *ix, s
     add_field(fields, "Locale", loc, 1);
     add_field(fields, "Guildhall first saw it", seen, 1);
     add_field(fields, "Features", feats, 0);
-    return reply_fields(out, title, fields);
+    return reply_fields(out, title, embed_color(ctx, ix), fields);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -234,7 +264,6 @@ static int cmd_userinfo(struct gh_ctx *ctx, const struct gh_interaction *ix, str
     const char *global_name = member_str(u, "global_name");
     char id[24], created[80], esc_user[128], esc_global[128], title[160];
 
-    (void)ctx;
     if (!uid)
         return gh_resp_message(out, "I could not tell which user you mean.", 1);
     snprintf(id, sizeof(id), "%" PRIu64, uid);
@@ -251,7 +280,7 @@ static int cmd_userinfo(struct gh_ctx *ctx, const struct gh_interaction *ix, str
     add_field(fields, "Global name", esc_global, 1);
     add_field(fields, "Account created", created, 1);
     add_field(fields, "Bot", bot && json_object_get_boolean(bot) ? "yes" : "no", 1);
-    return reply_fields(out, title, fields);
+    return reply_fields(out, title, embed_color(ctx, ix), fields);
 }
 
 /* ------------------------------------------------------------------------ */

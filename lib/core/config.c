@@ -106,6 +106,14 @@ static int check_encryption_key(const char *v, char *err, size_t errlen)
     return 1;
 }
 
+static int check_rate_profile(const char *v, char *err, size_t errlen)
+{
+    if (strcmp(v, "default") == 0 || strcmp(v, "bench") == 0)
+        return 0;
+    snprintf(err, errlen, "must be default or bench, got '%s'", v);
+    return 1;
+}
+
 static int check_socket(const char *v, char *err, size_t errlen)
 {
     if (strlen(v) < 108) /* sizeof sockaddr_un.sun_path */
@@ -163,6 +171,18 @@ static const struct gh_cfg_entry table[] = {
      "Comma-separated user ids that see operator pages and commands", NULL},
     {"ALERT_CHANNEL_ID", GH_CFG_SNOWFLAKE, FIELD(alert_channel_id), NULL, 0, 0, 0,
      "Channel for operator alerts (critical errors); unset = none", NULL},
+    {"API_RATE_PROFILE", GH_CFG_STR, FIELD(api_rate_profile), "default", 0, 0, 0,
+     "API rate limits: default, or bench (limits 1000x higher, for make bench only)", check_rate_profile},
+    {"PREMIUM_SKUS", GH_CFG_STR, FIELD(premium_skus), NULL, 0, 0, 0,
+     "Discord SKUs that grant premium, as sku_id:tier pairs (tier premium or pro), comma-separated", NULL},
+    {"PREMIUM_GRACE_DAYS", GH_CFG_INT, FIELD(premium_grace_days), "7", 0, 0, 90,
+     "Days premium keeps working after it expires (the grace period)", NULL},
+    {"PREMIUM_TRIAL_DAYS", GH_CFG_INT, FIELD(premium_trial_days), "7", 0, 0, 90,
+     "Length of the one premium trial a guild may start; 0 = no trials", NULL},
+    {"TLS_CERT_FILE", GH_CFG_STR, FIELD(tls_cert_file), NULL, 0, 0, 0,
+     "TLS certificate (PEM) nginx serves when PUBLIC_URL is https", NULL},
+    {"TLS_KEY_FILE", GH_CFG_STR, FIELD(tls_key_file), NULL, 0, 0, 0,
+     "TLS private key (PEM) for TLS_CERT_FILE", NULL},
     /* fcgi */
     {"FCGI_SOCKET", GH_CFG_STR, FIELD(fcgi_socket), NULL, GH_SVC_INTERACTIONS | GH_SVC_API, 0, 0,
      "Unix socket the fcgi master listens on (set by the scripts)", check_socket},

@@ -49,6 +49,12 @@ struct gh_config {
     uint64_t developers[GH_MAX_DEVELOPERS]; /* DEVELOPER_USER_IDS, comma-separated */
     int n_developers;
     uint64_t alert_channel_id; /* ALERT_CHANNEL_ID: operator alert channel, 0 = none */
+    char api_rate_profile[16]; /* API_RATE_PROFILE: default | bench */
+    char premium_skus[512];    /* PREMIUM_SKUS: "sku_id:tier,..." (Discord SKUs -> tiers) */
+    int premium_grace_days;    /* PREMIUM_GRACE_DAYS, default 7 */
+    int premium_trial_days;    /* PREMIUM_TRIAL_DAYS, default 7, 0 = no trial */
+    char tls_cert_file[512];   /* TLS_CERT_FILE: nginx certificate when PUBLIC_URL is https */
+    char tls_key_file[512];    /* TLS_KEY_FILE */
     /* fcgi */
     char fcgi_socket[256];    /* FCGI_SOCKET: unix socket path (set by the scripts) */
     int fcgi_children;        /* FCGI_CHILDREN, 0 = sized from cores and PG_POOL_MAX */

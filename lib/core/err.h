@@ -28,7 +28,8 @@
     X(GH_EUNAVAILABLE, -19, "service unavailable")                                                           \
     X(GH_ECONFLICT, -20, "conflict")                                                                         \
     X(GH_EEXPIRED, -21, "expired")                                                                           \
-    X(GH_EDISCORD, -22, "Discord rejected the request")
+    X(GH_EDISCORD, -22, "Discord rejected the request")                                                      \
+    X(GH_EPREMIUM, -23, "premium required")
 
 enum gh_err {
 #define GH_ERR_ENUM(name, value, msg) name = value,

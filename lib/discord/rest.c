@@ -70,6 +70,7 @@ struct xfer {
     char content_type[128];
     char *reason; /* URL-encoded audit reason, owned */
     int no_auth;
+    char *user_auth; /* "Authorization: <user credential>", owned; implies no_auth */
     char *own_path;
     char *own_body;
     struct gh_rl_route route;
@@ -279,6 +280,7 @@ static void xfer_free(struct xfer *x)
     curl_slist_free_all(x->headers);
     free(x->resp.body);
     free(x->reason);
+    free(x->user_auth);
     free(x->own_path);
     free(x->own_body);
     free(x);
@@ -322,6 +324,18 @@ static int xfer_new(struct gh_rest *rest, const struct gh_rest_req *req, int cop
         goto out;
     }
     x->no_auth = req->no_auth;
+    if (req->authorization != NULL) {
+        size_t alen = strlen(req->authorization) + sizeof("Authorization: ");
+        if (has_ctl(req->authorization) || alen > 4096) {
+            set_error(resp, "invalid request: bad authorization value");
+            goto out;
+        }
+        x->user_auth = malloc(alen);
+        if (x->user_auth == NULL)
+            goto nomem;
+        (void)snprintf(x->user_auth, alen, "Authorization: %s", req->authorization);
+        x->no_auth = 1;
+    }
     x->path = req->path;
     x->body = req->body;
     x->body_len = req->body_len;
@@ -426,6 +440,8 @@ static int setup_easy(struct xfer *x, CURL *easy)
     x->headers = NULL;
     if (!x->no_auth && rest->auth_header != NULL && add_header(&x->headers, rest->auth_header) != GH_OK)
         goto fail;
+    if (x->user_auth != NULL && add_header(&x->headers, x->user_auth) != GH_OK)
+        goto fail;
     if (x->body != NULL) {
         (void)snprintf(line, sizeof(line), "Content-Type: %s", x->content_type);
         if (add_header(&x->headers, line) != GH_OK)
@@ -504,7 +520,7 @@ static int preflight(struct xfer *x)
     }
     if (rest->open_until_ms != 0 && gh_mono_ms() < rest->open_until_ms)
         return breaker_check(rest, x); /* open: refuse with its message */
-    wait = gh_ratelimit_acquire(rest->rl, &x->route, gh_now_ms(), why, sizeof(why));
+    wait = x->user_auth != NULL ? 0 : gh_ratelimit_acquire(rest->rl, &x->route, gh_now_ms(), why, sizeof(why));
     if (wait > 0) {
         if (x->waited_ms + wait > rest->max_wait_ms) {
             x->resp.retry_after = (double)wait / 1000.0;
@@ -623,7 +639,8 @@ static int on_429(struct xfer *x)
         json_object_put(root);
     }
     x->resp.retry_after = ra;
-    gh_ratelimit_on_429(rest->rl, &x->route, &x->h, ra, global, now);
+    if (x->user_auth == NULL)
+        gh_ratelimit_on_429(rest->rl, &x->route, &x->h, ra, global, now);
     if (!shared) {
         long long n = gh_ratelimit_count_invalid(rest->rl, now);
         if (n == GH_RL_INVALID_STOP)
@@ -674,7 +691,8 @@ static int finish_attempt(struct xfer *x, CURLcode cc)
             return GH_ENOMEM;
         }
     }
-    gh_ratelimit_learn(rest->rl, &x->route, &x->h, gh_now_ms());
+    if (x->user_auth == NULL)
+        gh_ratelimit_learn(rest->rl, &x->route, &x->h, gh_now_ms());
     if (status >= 500) {
         set_error(&x->resp, "Discord answered %ld", status);
         parse_error_body(&x->resp);

@@ -40,6 +40,10 @@ struct gh_rest_req {
     const char *content_type; /* default application/json when body is set */
     const char *audit_reason; /* X-Audit-Log-Reason (URL-encoded here), or NULL */
     int no_auth;              /* interaction webhooks: no Authorization header */
+    /* A user's credential instead of the bot token, e.g. "Bearer <oauth token>" or "Basic
+     * <client credentials>" (OAuth2). Such calls skip the bot's shared rate-limit buckets (a
+     * user's limits are the user's), and their 401 never stops the bot's calls. NULL = bot. */
+    const char *authorization;
 };
 
 struct gh_rest_resp {

@@ -33,7 +33,7 @@ struct gh_http_req {
 struct gh_http_resp {
     int status;
     char content_type[64];
-    char extra_headers[1024]; /* "Name: value\r\n"... */
+    char extra_headers[4096]; /* "Name: value\r\n"... */
     struct gh_buf body;       /* capped */
 };
 

@@ -4,17 +4,21 @@
 // endpoint that verifies signatures the way Discord's docs say, and checks:
 // the signer vector, auth, User-Agent, 50035 validation bodies, 50006, rate
 // limits and 429s, injected failures, interaction tokens and follow-ups,
-// moderation routes, commands, OAuth2 and reset.
+// moderation routes, commands, OAuth2 and reset; webhook events (signed, to an
+// in-test receiver), entitlements, the dashboard's OAuth2 controls (default
+// user, denial, bot install).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
 import http from 'node:http';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { chatInput, demoGuild, interactionToken, testGuildA, testGuildB, users, PERMS } from '../lib/fixtures.mjs';
+import { chatInput, demoGuild, interactionToken, makeGuild, testGuildA, testGuildB, users, PERMS } from '../lib/fixtures.mjs';
 import { escapeRe, FakeDiscord, webhookPath } from '../lib/fake.mjs';
 import { publicKeyHex, selfTest, sign, TEST_SEED_HEX, TEST_VECTOR, verify } from '../lib/signer.mjs';
 import { snowflake } from '../lib/snowflake.mjs';
+import { waitFor } from '../lib/wait.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const SERVER = path.join(HERE, '..', 'fakes', 'discord', 'server.mjs');
@@ -35,6 +39,37 @@ let fake;
 let bot; // the in-test interactions endpoint
 let botMode = 'inline-deferred';
 const botSeen = [];
+let hooks; // the in-test webhook events receiver
+const hooksSeen = [];
+
+// The test public key, checked with node:crypto directly (independent of lib/signer.mjs).
+const TEST_PUBLIC_KEY = '03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8';
+const TEST_PUB = crypto.createPublicKey({
+  key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(TEST_PUBLIC_KEY, 'hex').toString('base64url') }, format: 'jwk',
+});
+function ed25519Ok(raw, ts, sigHex) {
+  if (typeof sigHex !== 'string' || !/^[0-9a-f]{128}$/.test(sigHex) || typeof ts !== 'string') return false;
+  return crypto.verify(null, Buffer.concat([Buffer.from(ts), Buffer.from(raw)]), TEST_PUB, Buffer.from(sigHex, 'hex'));
+}
+
+/** Answers like Guildhall should: 401 on a bad signature, else 204 with an empty body. */
+function startHooks() {
+  return new Promise((resolve) => {
+    hooks = http.createServer((req, res) => {
+      const chunks = [];
+      req.on('data', (c) => chunks.push(c));
+      req.on('end', () => {
+        const raw = Buffer.concat(chunks).toString('utf8');
+        const ok = ed25519Ok(raw, req.headers['x-signature-timestamp'], req.headers['x-signature-ed25519']);
+        hooksSeen.push({ ok, path: req.url, headers: req.headers, raw });
+        if (!ok) { res.writeHead(401, { 'Content-Type': 'text/plain' }); res.end('invalid request signature'); return; }
+        res.writeHead(204);
+        res.end();
+      });
+    });
+    hooks.listen(0, '127.0.0.1', () => resolve(hooks.address().port));
+  });
+}
 
 function startBot() {
   const pub = publicKeyHex(TEST_SEED_HEX);
@@ -85,9 +120,11 @@ async function api(method, p, { body, token = BOT_TOKEN, ua = 'DiscordBot (https
 
 before(async () => {
   const botPort = await startBot();
+  const hooksPort = await startHooks();
   proc = spawn(process.execPath, [SERVER, '--port', '0'], {
     env: {
       ...process.env, DISCORD_PUBLIC_KEY_SEED: TEST_SEED_HEX, GH_INTERACTIONS_URL: `http://127.0.0.1:${botPort}/interactions`,
+      GH_WEBHOOKS_URL: `http://127.0.0.1:${hooksPort}/webhooks/discord`,
       FAKE_APPLICATION_ID: APP_ID, FAKE_BOT_TOKEN: BOT_TOKEN, FAKE_CLIENT_SECRET: 'shh',
     },
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -112,6 +149,7 @@ after(async () => {
     await exited;
   }
   await new Promise((r) => bot?.close(r) ?? r());
+  await new Promise((r) => hooks?.close(r) ?? r());
 });
 
 describe('signer', () => {
@@ -480,5 +518,304 @@ describe('gateway, OAuth2, reset', () => {
     const st = await fake.state();
     assert.equal(st.guilds.find((g) => g.id === GID).name, 'Guildhall Demo');
     assert.deepEqual(st.roles[GID].map((r) => r.position), [0, 1, 2, 3, 4, 5]);
+  });
+});
+
+// ------------------------------------------------------------ webhook events
+/** A fresh guild (added to the fake) without the bot in it, nor its role. */
+async function guildWithoutBot(name) {
+  const g = makeGuild({ name });
+  g.members = g.members.filter((m) => m.fixture_key !== 'bot');
+  delete g.roles.bot;
+  await fake.addGuild(g);
+  return g;
+}
+
+const ISO_RE = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/;
+const ENTITLEMENT_KEYS = ['application_id', 'consumed', 'deleted', 'ends_at', 'gift_code_flags', 'guild_id', 'id', 'promotion_id', 'sku_id', 'starts_at', 'type', 'user_id'];
+
+describe('webhook events', () => {
+  test('PING: body, headers and an Ed25519 signature over timestamp + body', async () => {
+    const n = hooksSeen.length;
+    const r = await fake.webhookEvent('PING', undefined, { timestamp: '1700000123' });
+    assert.equal(r.status, 204);
+    assert.equal(r.body, null);
+    assert.deepEqual(r.sent, { version: 1, application_id: APP_ID, type: 0 });
+    const got = hooksSeen[n];
+    assert.equal(hooksSeen.length, n + 1);
+    assert.equal(got.path, '/webhooks/discord');
+    assert.equal(got.raw, JSON.stringify({ version: 1, application_id: APP_ID, type: 0 }));
+    assert.equal(got.headers['content-type'], 'application/json');
+    assert.equal(got.headers['x-signature-timestamp'], '1700000123');
+    assert.match(got.headers['x-signature-ed25519'], /^[0-9a-f]{128}$/);
+    assert.equal(got.ok, true);
+    assert.equal(ed25519Ok(got.raw, '1700000124', got.headers['x-signature-ed25519']), false, 'the timestamp is signed too');
+    const log = await fake.webhookEvents();
+    assert.equal(log.at(-1).type, 'PING');
+    assert.equal(log.at(-1).status, 204);
+  });
+
+  test('APPLICATION_AUTHORIZED: full user, scopes and full guild', async () => {
+    const n = hooksSeen.length;
+    const r = await fake.webhookEvent('APPLICATION_AUTHORIZED', undefined, { guild_id: GID, user_id: users.admin.id });
+    assert.equal(r.status, 204);
+    const body = JSON.parse(hooksSeen[n].raw);
+    assert.deepEqual(body, r.sent);
+    assert.deepEqual(Object.keys(body).sort(), ['application_id', 'event', 'type', 'version']);
+    assert.equal(body.version, 1);
+    assert.equal(body.type, 1);
+    assert.equal(body.application_id, APP_ID);
+    assert.equal(body.event.type, 'APPLICATION_AUTHORIZED');
+    assert.match(body.event.timestamp, ISO_RE);
+    assert.ok(Math.abs(Date.parse(body.event.timestamp) - Date.now()) < 60000);
+    const d = body.event.data;
+    assert.equal(d.integration_type, 0);
+    assert.deepEqual(d.user, users.admin);
+    assert.ok(d.scopes.includes('bot') && d.scopes.includes('applications.commands'));
+    assert.equal(d.guild.id, GID);
+    assert.equal(d.guild.name, 'Guildhall Demo');
+    assert.equal(d.guild.owner_id, users.owner.id);
+    assert.equal(d.guild.roles.length, 6);
+    assert.ok(d.guild.roles.every((x) => typeof x.permissions === 'string'));
+  });
+
+  test('tamper, wrong key and missing headers do not verify', async () => {
+    const t = await fake.webhookEvent('PING', undefined, { tamper: true });
+    assert.equal(t.status, 401, 'the receiver refused the tampered body');
+    assert.notEqual(t.sent.application_id, APP_ID, 'tamper changes the body after signing');
+    assert.equal(ed25519Ok(t.raw, t.timestamp, t.signature), false);
+    assert.equal(ed25519Ok(JSON.stringify({ version: 1, application_id: APP_ID, type: 0 }), t.timestamp, t.signature), true,
+      'the signature was made over the untampered body');
+    const w = await fake.webhookEvent('PING', undefined, { wrong_key: true });
+    assert.equal(w.status, 401);
+    assert.deepEqual(w.sent, { version: 1, application_id: APP_ID, type: 0 });
+    assert.equal(ed25519Ok(w.raw, w.timestamp, w.signature), false);
+    const n = hooksSeen.length;
+    const o = await fake.webhookEvent('PING', undefined, { omit_headers: true });
+    assert.equal(o.status, 401);
+    assert.equal(hooksSeen[n].headers['x-signature-ed25519'], undefined);
+    assert.equal(hooksSeen[n].headers['x-signature-timestamp'], undefined);
+  });
+
+  test('bad control calls: unknown type, entitlement event without data, unreachable receiver', async () => {
+    await assert.rejects(fake.webhookEvent('GUILD_CREATE'), /400/);
+    await assert.rejects(fake.webhookEvent('ENTITLEMENT_CREATE'), /data required/);
+    await assert.rejects(fake.webhookEvent('PING', undefined, { url: 'http://127.0.0.1:9/nothing' }), /502.*could not reach/);
+  });
+
+  test('install: the bot joins the guild (with a managed role) and APPLICATION_AUTHORIZED is sent', async () => {
+    const g = await guildWithoutBot('Install Target');
+    const gid = g.guild.id;
+    assert.equal((await api('GET', `/guilds/${gid}`)).status, 403, 'no access before the install');
+    const n = hooksSeen.length;
+    const r = await fake.install(gid, users.admin.id);
+    assert.equal(r.status, 204);
+    assert.equal(r.added, true);
+    const d = JSON.parse(hooksSeen[n].raw).event.data;
+    assert.equal(hooksSeen[n].ok, true);
+    assert.equal(d.guild.id, gid);
+    assert.equal(d.user.id, users.admin.id);
+    const me = await api('GET', `/guilds/${gid}/members/${APP_ID}`);
+    assert.equal(me.status, 200);
+    const role = (await api('GET', `/guilds/${gid}/roles`)).json.find((x) => x.id === me.json.roles[0]);
+    assert.equal(role.managed, true);
+    assert.equal(role.tags.bot_id, APP_ID);
+    assert.equal(role.position, 1);
+    assert.ok(d.guild.roles.some((x) => x.id === role.id), 'the event shows the guild after the install');
+    const again = await fake.install(gid, users.admin.id);
+    assert.equal(again.added, false);
+    assert.equal((await fake.state()).members[gid].filter((m) => m.user.id === APP_ID).length, 1);
+    await assert.rejects(fake.install('1', users.admin.id), /known guild/);
+    await assert.rejects(fake.install(gid, '42424242424242'), /known user/);
+  });
+
+  test('entitlements: create, update and delete send their events', async () => {
+    const sku = '1300000000000000001';
+    const n = hooksSeen.length;
+    const c = await fake.createEntitlement({ guild_id: GID, sku_id: sku, ends_at: '2099-01-01T00:00:00.000000+00:00' });
+    assert.equal(c.delivery.status, 204);
+    const e = c.entitlement;
+    assert.deepEqual(Object.keys(e).sort(), ENTITLEMENT_KEYS);
+    assert.equal(e.application_id, APP_ID);
+    assert.equal(e.guild_id, GID);
+    assert.equal(e.user_id, users.owner.id, 'user_id defaults to the guild owner');
+    assert.equal(e.sku_id, sku);
+    assert.equal(e.type, 8);
+    assert.equal(e.deleted, false);
+    assert.equal(e.consumed, false);
+    assert.equal(e.promotion_id, null);
+    assert.equal(e.gift_code_flags, 0);
+    assert.ok(Date.parse(e.starts_at) <= Date.now());
+    assert.equal(e.ends_at, '2099-01-01T00:00:00.000000+00:00');
+    const created = JSON.parse(hooksSeen[n].raw);
+    assert.equal(hooksSeen[n].ok, true);
+    assert.equal(created.type, 1);
+    assert.equal(created.event.type, 'ENTITLEMENT_CREATE');
+    assert.deepEqual(created.event.data, e);
+
+    const u = await fake.updateEntitlement(e.id, { ends_at: '2099-02-01T00:00:00.000000+00:00' });
+    assert.equal(u.delivery.status, 204);
+    assert.equal(u.entitlement.ends_at, '2099-02-01T00:00:00.000000+00:00');
+    const updated = JSON.parse(hooksSeen[n + 1].raw);
+    assert.equal(updated.event.type, 'ENTITLEMENT_UPDATE');
+    assert.deepEqual(updated.event.data, { ...e, ends_at: '2099-02-01T00:00:00.000000+00:00' });
+
+    const del = await fake.deleteEntitlement(e.id);
+    assert.equal(del.delivery.status, 204);
+    const deleted = JSON.parse(hooksSeen[n + 2].raw);
+    assert.equal(deleted.event.type, 'ENTITLEMENT_DELETE');
+    assert.equal(deleted.event.data.id, e.id);
+    assert.equal(deleted.event.data.deleted, true);
+    assert.equal((await fake.entitlements()).find((x) => x.id === e.id).deleted, true);
+
+    const user = await fake.createEntitlement({ guild_id: testGuildA.guild.id, sku_id: sku, user_id: users.admin.id, ends_at: null });
+    assert.equal(user.entitlement.user_id, users.admin.id);
+    assert.equal(user.entitlement.ends_at, null);
+    await assert.rejects(fake.createEntitlement({ guild_id: GID, sku_id: 'abc' }), /sku_id/);
+    await assert.rejects(fake.createEntitlement({ guild_id: GID, sku_id: sku, ends_at: 'soon' }), /ends_at/);
+    await assert.rejects(fake.updateEntitlement('999', { ends_at: null }), /404/);
+  });
+
+  test('GET /applications/{app}/entitlements filters and validates its query', async () => {
+    await fake.reset();
+    const sku = '1300000000000000002';
+    const day = 86400 * 1000;
+    const iso = (ms) => new Date(ms).toISOString();
+    const active = (await fake.createEntitlement({ guild_id: GID, sku_id: sku })).entitlement;
+    const ended = (await fake.createEntitlement({ guild_id: GID, sku_id: sku, starts_at: iso(Date.now() - 40 * day), ends_at: iso(Date.now() - 10 * day) })).entitlement;
+    const gone = (await fake.createEntitlement({ guild_id: GID, sku_id: sku })).entitlement;
+    await fake.deleteEntitlement(gone.id);
+    const other = (await fake.createEntitlement({ guild_id: testGuildB.guild.id, sku_id: sku, user_id: users.member.id })).entitlement;
+    const ids = (r) => r.json.map((x) => x.id);
+    const p = `/applications/${APP_ID}/entitlements`;
+
+    assert.deepEqual(ids(await api('GET', p)), [active.id, ended.id, other.id], 'deleted ones are left out by default');
+    assert.deepEqual(ids(await api('GET', `${p}?exclude_deleted=false`)), [active.id, ended.id, gone.id, other.id]);
+    assert.deepEqual(ids(await api('GET', `${p}?guild_id=${GID}`)), [active.id, ended.id]);
+    assert.deepEqual(ids(await api('GET', `${p}?guild_id=${GID}&exclude_ended=true`)), [active.id]);
+    assert.deepEqual(ids(await api('GET', `${p}?user_id=${users.member.id}`)), [other.id]);
+    assert.deepEqual(ids(await api('GET', `${p}?guild_id=${GID}&limit=1`)), [active.id]);
+    assert.deepEqual(ids(await api('GET', `${p}?sku_ids=1300000000000000009`)), []);
+    const one = await api('GET', `${p}?guild_id=${testGuildB.guild.id}`);
+    assert.deepEqual(one.json, [other]);
+
+    const bad = await api('GET', `${p}?guild_id=abc&exclude_ended=maybe&limit=101`);
+    assert.equal(bad.status, 400);
+    assert.equal(bad.json.code, 50035);
+    assert.equal(bad.json.errors.guild_id._errors[0].code, 'NUMBER_TYPE_COERCE');
+    assert.equal(bad.json.errors.exclude_ended._errors[0].code, 'BOOLEAN_TYPE_CONVERT');
+    assert.equal(bad.json.errors.limit._errors[0].code, 'NUMBER_TYPE_MAX');
+    const rec = (await fake.requests({ path: `/api/v10${p}` })).at(-1);
+    assert.equal(rec.valid, false);
+    assert.deepEqual(rec.errors.map((x) => x.path).sort(), ['exclude_ended', 'guild_id', 'limit']);
+    assert.equal((await api('GET', p, { token: null })).status, 401);
+    assert.equal((await api('GET', `/applications/1111111111111111111/entitlements`)).json.code, 10002);
+    await fake.reset();
+    assert.deepEqual((await api('GET', p)).json, [], 'reset clears entitlements');
+  });
+});
+
+// ------------------------------------------------------- OAuth2 (dashboard)
+const REDIRECT = 'http://127.0.0.1:9/auth/discord/callback';
+
+async function authorize(params) {
+  const q = new URLSearchParams({ response_type: 'code', client_id: APP_ID, scope: 'identify guilds', state: 's1', redirect_uri: REDIRECT, ...params });
+  const r = await fetch(`${base}/oauth2/authorize?${q}`, { redirect: 'manual' });
+  assert.equal(r.status, 302, await r.clone().text());
+  return new URL(r.headers.get('location'));
+}
+
+async function exchange(code) {
+  const form = new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT, client_id: APP_ID, client_secret: 'shh' });
+  const r = await fetch(`${base}/api/v10/oauth2/token`, { method: 'POST', body: form });
+  assert.equal(r.status, 200);
+  return r.json();
+}
+
+describe('OAuth2 for the dashboard', () => {
+  test('default user: who the authorize page consents as; reset restores the owner', async () => {
+    const meOf = async (loc) => (await api('GET', '/users/@me', { token: `Bearer ${(await exchange(loc.searchParams.get('code'))).access_token}`, ua: null })).json.id;
+    assert.equal(await meOf(await authorize()), users.owner.id);
+    await fake.setOAuthUser(users.moderator.id);
+    assert.equal(await meOf(await authorize()), users.moderator.id);
+    assert.equal(await meOf(await authorize({ fake_user: users.member.id })), users.member.id, 'fake_user still wins');
+    await assert.rejects(fake.setOAuthUser('42424242424242'), /not a known user/);
+    await fake.reset();
+    assert.equal(await meOf(await authorize()), users.owner.id);
+    await fake.setOAuthUser(users.admin.id);
+    await fake.setOAuthUser(null);
+    assert.equal(await meOf(await authorize()), users.owner.id);
+  });
+
+  test('deny: the next authorize redirects with error=access_denied and the state', async () => {
+    await fake.denyOAuth(1);
+    const denied = await authorize({ state: 'csrf-123' });
+    assert.equal(denied.origin + denied.pathname, REDIRECT);
+    assert.equal(denied.searchParams.get('error'), 'access_denied');
+    assert.ok(denied.searchParams.get('error_description').length > 10);
+    assert.equal(denied.searchParams.get('state'), 'csrf-123');
+    assert.equal(denied.searchParams.get('code'), null);
+    const next = await authorize({ state: 'csrf-124' });
+    assert.equal(next.searchParams.get('error'), null);
+    assert.ok(next.searchParams.get('code'));
+    await fake.denyOAuth(2);
+    await fake.reset();
+    assert.ok((await authorize()).searchParams.get('code'), 'reset clears pending denials');
+  });
+
+  test('bot install through authorize: bot joins, redirect carries guild_id, token has the guild, event sent', async () => {
+    const g = await guildWithoutBot('Authorize Install');
+    const gid = g.guild.id;
+    const since = (await fake.webhookEvents()).at(-1)?.seq ?? 0;
+    const loc = await authorize({ scope: 'identify guilds bot applications.commands', guild_id: gid, permissions: PERMS.BOT, fake_user: users.admin.id, state: 'st' });
+    assert.equal(loc.searchParams.get('guild_id'), gid);
+    assert.equal(loc.searchParams.get('permissions'), PERMS.BOT);
+    assert.equal(loc.searchParams.get('state'), 'st');
+    const st = await fake.state();
+    const botMember = st.members[gid].find((m) => m.user.id === APP_ID);
+    assert.ok(botMember, 'the bot is a member now');
+    assert.equal(st.roles[gid].find((x) => x.id === botMember.roles[0]).permissions, PERMS.BOT);
+    const tok = await exchange(loc.searchParams.get('code'));
+    assert.equal(tok.guild.id, gid);
+    assert.equal(tok.guild.name, 'Authorize Install');
+    assert.ok(Array.isArray(tok.guild.roles));
+    assert.equal(tok.scope, 'identify guilds bot applications.commands');
+    const ev = await waitFor(async () => (await fake.webhookEvents(since)).find((e) => e.type === 'APPLICATION_AUTHORIZED'),
+      { timeout: 5000, message: 'the APPLICATION_AUTHORIZED delivery' });
+    assert.equal(ev.status, 204);
+    assert.equal(ev.sent.event.data.guild.id, gid);
+    assert.equal(ev.sent.event.data.user.id, users.admin.id);
+    assert.ok(hooksSeen.some((h) => h.ok && h.raw.includes(`"guild":{"id":"${gid}"`)), 'the receiver got it, signed');
+
+    const plain = await authorize({ guild_id: gid });
+    assert.equal(plain.searchParams.get('guild_id'), null, 'without scope bot no guild_id comes back');
+    assert.equal((await exchange(plain.searchParams.get('code'))).guild, undefined);
+    const unknown = await fetch(`${base}/oauth2/authorize?client_id=${APP_ID}&scope=bot&guild_id=1`, { redirect: 'manual' });
+    assert.equal(unknown.status, 400);
+    assert.equal((await unknown.json()).code, 10004);
+  });
+
+  test('/users/@me/guilds with Bearer: computed permissions and owner, per user', async () => {
+    const ALL = ((1n << 53n) - 1n).toString();
+    const expectModerator = (BigInt(PERMS.MEMBER) | BigInt(PERMS.MODERATOR)).toString();
+    const guildsOf = async (uid) => {
+      const t = await fake.oauthToken(uid);
+      const r = await api('GET', '/users/@me/guilds', { token: `Bearer ${t.access_token}`, ua: null });
+      assert.equal(r.status, 200, r.text);
+      return Object.fromEntries(r.json.map((x) => [x.id, x]));
+    };
+    const mod = await guildsOf(users.moderator.id);
+    assert.equal(mod[GID].owner, false);
+    assert.equal(mod[GID].permissions, expectModerator);
+    assert.equal(BigInt(mod[GID].permissions) & 0x20n, 0n, 'a moderator has no Manage Guild');
+    const owner = await guildsOf(users.owner.id);
+    assert.equal(owner[GID].owner, true);
+    assert.equal(owner[GID].permissions, ALL);
+    assert.equal(owner[testGuildB.guild.id].owner, false, 'guild B is owned by the admin');
+    const admin = await guildsOf(users.admin.id);
+    assert.equal(admin[testGuildB.guild.id].owner, true);
+    const member = await guildsOf(users.member.id);
+    assert.equal(member[GID].permissions, (BigInt(PERMS.MEMBER)).toString());
+    assert.equal(BigInt(member[GID].permissions) & 0x28n, 0n, 'no Administrator, no Manage Guild');
   });
 });

@@ -49,6 +49,58 @@ export class FakeDiscord {
     return this.call('POST', '/_fake/interaction', { body, ...opts });
   }
 
+  // ---------------------------------------------------------- webhook events
+  // Delivery options (opts) everywhere below: url (default GH_WEBHOOKS_URL of
+  // the fake), tamper, wrong_key, omit_headers, timestamp (X-Signature-Timestamp).
+
+  /**
+   * Signs and POSTs one webhook event: type 'PING', 'APPLICATION_AUTHORIZED',
+   * 'ENTITLEMENT_CREATE'|'_UPDATE'|'_DELETE'; data (the event's data; for
+   * APPLICATION_AUTHORIZED built from opts.guild_id/user_id when omitted).
+   * Returns {status, headers, body, sent, raw, signature, timestamp}.
+   */
+  webhookEvent(type, data, opts = {}) {
+    return this.call('POST', '/_fake/webhook-event', { type, data, ...opts });
+  }
+
+  /** Webhook events the fake sent (since = a seq from an earlier entry). */
+  webhookEvents(since) {
+    return this.call('GET', `/_fake/webhook-events${since === undefined ? '' : `?since=${since}`}`);
+  }
+
+  /** Bot joins guildId (if missing) and APPLICATION_AUTHORIZED by userId is sent; the report plus {added}. */
+  install(guildId, userId, opts = {}) {
+    return this.call('POST', '/_fake/install', { guild_id: guildId, user_id: userId, ...opts });
+  }
+
+  /** {guild_id, sku_id, user_id?, starts_at?, ends_at?} -> {entitlement, delivery} (ENTITLEMENT_CREATE). */
+  createEntitlement(ent, opts = {}) {
+    return this.call('POST', '/_fake/entitlements', { ...ent, ...opts });
+  }
+
+  /** {ends_at?, starts_at?} -> {entitlement, delivery} (ENTITLEMENT_UPDATE). */
+  updateEntitlement(id, patch, opts = {}) {
+    return this.call('PATCH', `/_fake/entitlements/${id}`, { ...patch, ...opts });
+  }
+
+  /** Marks it deleted -> {entitlement, delivery} (ENTITLEMENT_DELETE). */
+  deleteEntitlement(id, opts = {}) {
+    return this.call('DELETE', `/_fake/entitlements/${id}`, Object.keys(opts).length ? opts : undefined);
+  }
+
+  /** Every entitlement in the fake, deleted ones included. */
+  entitlements() { return this.call('GET', '/_fake/entitlements'); }
+
+  // ------------------------------------------------------------------ OAuth2
+  /** A Bearer token for userId without the browser round trip. */
+  oauthToken(userId, scope) { return this.call('POST', '/_fake/oauth/token', { user_id: userId, scope }); }
+
+  /** Who the authorize page consents as without ?fake_user (null: the demo guild's owner). Reset restores it. */
+  setOAuthUser(userId) { return this.call('POST', '/_fake/oauth/default-user', { user_id: userId }); }
+
+  /** The next `count` authorize calls redirect with error=access_denied (0 clears). */
+  denyOAuth(count = 1) { return this.call('POST', '/_fake/oauth/deny', { count }); }
+
   /** Polls until `count` requests match filter; returns them. */
   async waitForRequests(filter, { count = 1, timeout = 15000, message } = {}) {
     return waitFor(async () => {

@@ -886,7 +886,12 @@ static void test_help_autocomplete(void **state)
             "[{\"name\":\"command\",\"type\":3,\"value\":\"\",\"focused\":true}]", NULL);
     r = run(fx, "help", &ix, GH_OK);
     choices = path(path(r, "data", NULL), "choices", NULL);
-    assert_int_equal(json_object_array_length(choices), 6);
+    {
+        size_t total = 0; /* every command, up to Discord's 25 choices */
+        for (size_t i = 0; gh_features[i]; i++)
+            total += gh_features[i]->n_commands;
+        assert_int_equal(json_object_array_length(choices), total < 25 ? total : 25);
+    }
     json_object_put(r);
     gh_interaction_cleanup(&ix);
 }

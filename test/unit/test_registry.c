@@ -14,6 +14,7 @@
 #include "core/err.h"
 #include "core/str.h"
 #include "features/core/core.h"
+#include "features/premium/premium.h"
 #include "features/registry.h"
 #include "features/utility/utility.h"
 
@@ -115,9 +116,10 @@ static void test_feature_table(void **state)
     (void)state;
     for (; gh_features[n]; n++)
         ;
-    assert_int_equal(n, 2);
+    assert_int_equal(n, 3);
     assert_ptr_equal(gh_features[0], &gh_feature_core);
     assert_ptr_equal(gh_features[1], &gh_feature_utility);
+    assert_ptr_equal(gh_features[2], &gh_feature_premium);
     for (size_t i = 0; i < n; i++) {
         assert_true(valid_name(gh_features[i]->name));
         assert_non_null(gh_features[i]->title);
@@ -129,6 +131,8 @@ static void test_feature_table(void **state)
     assert_true(gh_feature_core.default_enabled);
     assert_true(gh_feature_utility.can_disable);
     assert_true(gh_feature_utility.default_enabled);
+    assert_false(gh_feature_premium.can_disable);
+    assert_true(gh_feature_premium.default_enabled);
 }
 
 static void test_feature_lookup(void **state)

@@ -19,6 +19,7 @@
 #define gh_features test_features
 #define gh_feature_core fixture_alpha
 #define gh_feature_utility fixture_beta
+#define gh_feature_premium fixture_gamma
 #include "features/registry.c"
 
 static int handled;
@@ -93,6 +94,7 @@ const struct gh_feature fixture_beta = {
     .jobs = beta_jobs,
     .n_jobs = GH_COUNT(beta_jobs),
 };
+const struct gh_feature fixture_gamma = {.name = "gamma", .title = "Gamma", .description = "c"};
 
 static void test_component_longest_prefix(void **state)
 {
@@ -135,7 +137,8 @@ static void test_command_types_and_jobs(void **state)
     assert_null(gh_registry_job("alpha:none", &f));
     assert_null(gh_registry_job(NULL, NULL));
     assert_ptr_equal(gh_registry_feature("beta"), &fixture_beta);
-    assert_null(gh_registry_feature("gamma"));
+    assert_ptr_equal(gh_registry_feature("gamma"), &fixture_gamma);
+    assert_null(gh_registry_feature("delta"));
     assert_null(gh_registry_feature(NULL));
 }
 

@@ -10,13 +10,24 @@
 //   POST   /_fake/guilds                 {guild: makeGuild() object} adds a guild
 //   POST   /_fake/interaction            signs and POSTs an interaction to Guildhall
 //   GET    /_fake/interactions           ?since=<seq>: interactions sent and how they were answered
+//   POST   /_fake/webhook-event          {type, data?, guild_id?, user_id?, url?, tamper?, wrong_key?, omit_headers?, timestamp?}
+//   GET    /_fake/webhook-events         ?since=<seq>: webhook events sent and how they were answered
+//   POST   /_fake/install                {guild_id, user_id, permissions?, scopes?}: bot joins, APPLICATION_AUTHORIZED
+//   POST   /_fake/entitlements           {guild_id, sku_id, user_id?, starts_at?, ends_at?}: ENTITLEMENT_CREATE
+//   PATCH  /_fake/entitlements/{id}      {ends_at?, starts_at?}: ENTITLEMENT_UPDATE
+//   DELETE /_fake/entitlements/{id}      marks deleted: ENTITLEMENT_DELETE
+//   GET    /_fake/entitlements           all entitlements, deleted included
+//   POST   /_fake/oauth/token            {user_id, scope?}: a Bearer token without the browser
+//   POST   /_fake/oauth/default-user     {user_id|null}: who the authorize page consents as
+//   POST   /_fake/oauth/deny             {count=1}: the next authorize calls redirect with error=access_denied
 //   POST   /_fake/sign                   {body: string, timestamp?, wrong_key?} -> {signature, timestamp}
 //   POST   /_fake/oauth/token            {user_id, scope?} -> a Bearer token without the browser dance
-import { interactionToken } from '../../lib/fixtures.mjs';
+import { DEMO_GUILD_ID, interactionToken } from '../../lib/fixtures.mjs';
 import { sign, WRONG_SEED_HEX } from '../../lib/signer.mjs';
 import { snowflake } from '../../lib/snowflake.mjs';
 import { validateBody, toFlat } from './validate.mjs';
 import { acknowledge, issueTokens, publicMessage, reply, TOKEN_TTL_MS } from './routes.mjs';
+import { addBotToGuild, authorizedData, buildEvent, deliver, EVENT_TYPES, makeEntitlement } from './webhooks.mjs';
 
 const FAIL_STATUSES = new Set([401, 403, 404, 429, 500, 502, 503]);
 
@@ -161,6 +172,98 @@ async function sendInteraction(ctx, b) {
   return reply(200, out);
 }
 
+// ------------------------------------------------------------ webhook events
+const SNOWFLAKE_RE = /^[1-9][0-9]{5,19}$/;
+const DELIVERY_OPTS = ['url', 'tamper', 'wrong_key', 'omit_headers', 'timestamp', 'timeout_ms'];
+const deliveryOpts = (b) => Object.fromEntries(DELIVERY_OPTS.filter((k) => b?.[k] !== undefined).map((k) => [k, b[k]]));
+
+/** 200 with the delivery report, 502 (same report plus error) when the receiver was unreachable. */
+function deliveryReply(report, extra = {}) {
+  // error first: clients that print the start of the body show the cause
+  return reply(report.error ? 502 : 200, report.error ? { error: report.error, ...report, ...extra } : { ...report, ...extra });
+}
+
+async function sendWebhookEvent(ctx, b) {
+  if (!b || typeof b !== 'object') return bad('JSON body required');
+  const type = b.type;
+  if (type !== 'PING' && !EVENT_TYPES.includes(type)) return bad(`type must be PING or one of ${EVENT_TYPES.join(', ')}`);
+  if (!b.url && !ctx.webhooksUrl) return bad('GH_WEBHOOKS_URL is not set and no url was given');
+  let data = b.data;
+  if (type !== 'PING' && data === undefined) {
+    if (type !== 'APPLICATION_AUTHORIZED') return bad(`data required for ${type}`);
+    const guildId = b.guild_id ?? DEMO_GUILD_ID;
+    const g = ctx.store.guild(guildId);
+    if (!g) return bad(`guild ${guildId} is not known`);
+    const userId = b.user_id ?? g.guild.owner_id;
+    if (!ctx.store.user(userId)) return bad(`user ${userId} is not known`);
+    data = authorizedData(ctx, { guildId, userId, scopes: b.scopes });
+  }
+  const r = await deliver(ctx, buildEvent(ctx, type, data), deliveryOpts(b));
+  return deliveryReply(r);
+}
+
+async function install(ctx, b) {
+  if (!b || typeof b !== 'object') return bad('JSON body required');
+  const g = ctx.store.guild(b.guild_id);
+  if (!g) return bad('guild_id of a known guild required (add it with POST /_fake/guilds)');
+  if (!b.user_id || !ctx.store.user(b.user_id)) return bad('user_id of a known user required');
+  if (b.permissions !== undefined && !/^[0-9]{1,20}$/.test(String(b.permissions))) return bad('permissions must be a decimal string');
+  const added = addBotToGuild(ctx, g, b.permissions);
+  const data = authorizedData(ctx, { guildId: b.guild_id, userId: b.user_id, scopes: b.scopes });
+  const r = await deliver(ctx, buildEvent(ctx, 'APPLICATION_AUTHORIZED', data), deliveryOpts(b));
+  return deliveryReply(r, { added });
+}
+
+function checkTime(b, k) {
+  if (b[k] === undefined || b[k] === null) return null;
+  if (typeof b[k] !== 'string' || Number.isNaN(Date.parse(b[k]))) return `${k} must be an ISO 8601 date-time or null`;
+  return null;
+}
+
+async function entitlementEvent(ctx, type, e, b) {
+  const delivery = await deliver(ctx, buildEvent(ctx, type, structuredClone(e)), deliveryOpts(b));
+  return reply(200, { entitlement: structuredClone(e), delivery });
+}
+
+async function entitlementRoute(ctx, method, id, b) {
+  const ents = ctx.store.st.entitlements;
+  if (method === 'GET' && id === null) return reply(200, Object.values(ents));
+  if (method === 'POST' && id === null) {
+    if (!b || typeof b !== 'object') return bad('JSON body required');
+    if (!ctx.store.guild(b.guild_id)) return bad('guild_id of a known guild required');
+    if (typeof b.sku_id !== 'string' || !SNOWFLAKE_RE.test(b.sku_id)) return bad('sku_id (snowflake string) required');
+    if (b.user_id !== undefined && !ctx.store.user(b.user_id)) return bad('user_id must be a known user');
+    const err = checkTime(b, 'starts_at') ?? checkTime(b, 'ends_at');
+    if (err) return bad(err);
+    // Discord fills user_id (the buyer) on guild subscriptions too; default: the guild's owner
+    const e = makeEntitlement(ctx, {
+      guildId: b.guild_id, skuId: b.sku_id, userId: b.user_id ?? ctx.store.guild(b.guild_id).guild.owner_id,
+      startsAt: b.starts_at ?? undefined, endsAt: b.ends_at,
+    });
+    ents[e.id] = e;
+    ctx.store.changed();
+    return entitlementEvent(ctx, 'ENTITLEMENT_CREATE', e, b);
+  }
+  const e = id !== null ? ents[id] : null;
+  if (!e) return reply(404, { error: `no entitlement ${id}` });
+  if (method === 'GET') return reply(200, e);
+  if (method === 'PATCH') {
+    if (!b || typeof b !== 'object' || (b.ends_at === undefined && b.starts_at === undefined)) return bad('ends_at and/or starts_at required');
+    const err = checkTime(b, 'starts_at') ?? checkTime(b, 'ends_at');
+    if (err) return bad(err);
+    if (b.starts_at !== undefined) e.starts_at = b.starts_at;
+    if (b.ends_at !== undefined) e.ends_at = b.ends_at;
+    ctx.store.changed();
+    return entitlementEvent(ctx, 'ENTITLEMENT_UPDATE', e, b);
+  }
+  if (method === 'DELETE') {
+    e.deleted = true;
+    ctx.store.changed();
+    return entitlementEvent(ctx, 'ENTITLEMENT_DELETE', e, b);
+  }
+  return reply(405, { error: `${method} not allowed on /_fake/entitlements` });
+}
+
 export async function handleControl(ctx, req) {
   const { method, path, query } = req;
   const b = req.body;
@@ -199,6 +302,7 @@ export async function handleControl(ctx, req) {
       ctx.store.reset();
       ctx.fails.length = 0;
       ctx.limiter.reset();
+      ctx.oauthDeny = 0;
       return reply(200, { reset: true });
     case 'GET /_fake/state':
       return reply(200, stateView(ctx.store));
@@ -225,7 +329,31 @@ export async function handleControl(ctx, req) {
       ctx.store.changed();
       return reply(200, t);
     }
-    default:
+    case 'POST /_fake/oauth/default-user': {
+      if (!b || typeof b !== 'object' || !('user_id' in b)) return bad('user_id (a known user, or null for the default) required');
+      if (b.user_id !== null && !ctx.store.user(b.user_id)) return bad(`user_id ${b.user_id} is not a known user`);
+      ctx.store.st.oauth.default_user_id = b.user_id;
+      ctx.store.changed();
+      return reply(200, { default_user_id: b.user_id ?? ctx.ownerId });
+    }
+    case 'POST /_fake/oauth/deny': {
+      const count = b?.count ?? 1;
+      if (!Number.isInteger(count) || count < 0) return bad('count must be an integer >= 0 (0 clears)');
+      ctx.oauthDeny = count;
+      return reply(200, { deny: count });
+    }
+    case 'POST /_fake/webhook-event':
+      return sendWebhookEvent(ctx, b);
+    case 'GET /_fake/webhook-events': {
+      const since = query.since !== undefined ? Number(query.since) : -1;
+      return reply(200, ctx.webhookLog.filter((e) => e.seq > since));
+    }
+    case 'POST /_fake/install':
+      return install(ctx, b);
+    default: {
+      const m = /^\/_fake\/entitlements(?:\/([0-9]+))?$/.exec(path);
+      if (m) return entitlementRoute(ctx, method, m[1] ?? null, b);
       return reply(404, { error: `no control route ${method} ${path}` });
+    }
   }
 }

@@ -9,6 +9,7 @@ import { PERMISSION_BITS } from '../../lib/fixtures.mjs';
 import { snowflake, snowflakeTime } from '../../lib/snowflake.mjs';
 import { messageHasBody } from './validate.mjs';
 import { discordTime, ALL_PERMS } from './state.mjs';
+import { addBotToGuild, authorizedData, buildEvent, deliverInBackground, fullGuild } from './webhooks.mjs';
 
 // --------------------------------------------------------------- helpers
 export const reply = (status, body, headers) => ({ status, body, headers });
@@ -56,6 +57,7 @@ export const RL = {
   webhook: { name: 'interaction_webhook', limit: 5, windowMs: 2000 },
   callback: { name: 'interaction_callback', limit: 5, windowMs: 2000 },
   oauth: { name: 'oauth2_token', limit: 10, windowMs: 10000 },
+  entitlements: { name: 'application_entitlements', limit: 10, windowMs: 1000 },
 };
 
 function publicMessage(m) {
@@ -624,6 +626,64 @@ R('PUT', '/applications/:application_id/guilds/:guild_id/commands', { auth: 'bot
   return reply(200, out);
 });
 
+// entitlements (monetization): the list the fake's /_fake/entitlements built
+const SNOWFLAKE_RE = /^(0|[1-9][0-9]{0,19})$/;
+const queryError = (field, code, message) => ({ [field]: { _errors: [{ code, message }] } });
+/** Validates the list query; -> {q} or {errors} (50035 shape, by field). */
+function entitlementQuery(query) {
+  const errors = {};
+  const q = { limit: 100, exclude_ended: false, exclude_deleted: true, only_active: false, sku_ids: null };
+  for (const k of ['user_id', 'guild_id', 'before', 'after']) {
+    if (query[k] === undefined) continue;
+    if (SNOWFLAKE_RE.test(query[k])) q[k] = query[k];
+    else Object.assign(errors, queryError(k, 'NUMBER_TYPE_COERCE', `Value "${query[k]}" is not snowflake.`));
+  }
+  for (const k of ['exclude_ended', 'exclude_deleted', 'only_active']) {
+    if (query[k] === undefined) continue;
+    if (query[k] === 'true' || query[k] === 'false') q[k] = query[k] === 'true';
+    else Object.assign(errors, queryError(k, 'BOOLEAN_TYPE_CONVERT', 'Must be either true or false.'));
+  }
+  if (query.limit !== undefined) {
+    const n = Number(query.limit);
+    if (!/^-?[0-9]+$/.test(query.limit)) Object.assign(errors, queryError('limit', 'NUMBER_TYPE_COERCE', `Value "${query.limit}" is not int.`));
+    else if (n < 1) Object.assign(errors, queryError('limit', 'NUMBER_TYPE_MIN', 'int value should be greater than or equal to 1.'));
+    else if (n > 100) Object.assign(errors, queryError('limit', 'NUMBER_TYPE_MAX', 'int value should be less than or equal to 100.'));
+    else q.limit = n;
+  }
+  if (query.sku_ids !== undefined) {
+    const ids = query.sku_ids.split(',');
+    const badId = ids.find((id) => !SNOWFLAKE_RE.test(id));
+    if (badId !== undefined) Object.assign(errors, queryError('sku_ids', 'NUMBER_TYPE_COERCE', `Value "${badId}" is not snowflake.`));
+    else q.sku_ids = new Set(ids);
+  }
+  return Object.keys(errors).length ? { errors } : { q };
+}
+R('GET', '/applications/:application_id/entitlements', { auth: 'bot', rl: RL.entitlements }, (ctx, req) => {
+  const bad = appGuard(ctx, req);
+  if (bad) return bad;
+  const { q, errors } = entitlementQuery(req.query);
+  if (errors) {
+    req.record.valid = false;
+    req.record.errors = Object.entries(errors).map(([path, e]) => ({ path, ...e._errors[0] }));
+    return reply(400, { code: 50035, errors, message: 'Invalid Form Body' });
+  }
+  const now = Date.now();
+  const ended = (e) => e.ends_at !== null && Date.parse(e.ends_at) <= now;
+  const started = (e) => e.starts_at === null || Date.parse(e.starts_at) <= now;
+  let list = Object.values(ctx.store.st.entitlements)
+    .filter((e) => (!q.user_id || e.user_id === q.user_id)
+      && (!q.guild_id || e.guild_id === q.guild_id)
+      && (!q.sku_ids || q.sku_ids.has(e.sku_id))
+      && (!q.exclude_deleted || !e.deleted)
+      && (!q.exclude_ended || !ended(e))
+      && (!q.only_active || (!e.deleted && !ended(e) && started(e)))
+      && (!q.before || BigInt(e.id) < BigInt(q.before))
+      && (!q.after || BigInt(e.id) > BigInt(q.after)))
+    .sort((a, b) => (BigInt(a.id) < BigInt(b.id) ? -1 : 1));
+  list = q.before && !q.after ? list.slice(-q.limit) : list.slice(0, q.limit);
+  return reply(200, list.map((e) => structuredClone(e)));
+});
+
 // interaction callback and follow-ups (no bot auth: the token is the credential)
 R('POST', '/interactions/:interaction_id/:interaction_token/callback', { auth: 'none', rl: RL.callback, major: 'interaction_id', global: false, schema: 'InteractionCallbackRequest' }, async (ctx, req) => {
   const ix = ctx.store.interaction(req.params.interaction_token);
@@ -726,7 +786,8 @@ function issueTokens(ctx, userId, scope, guildId) {
   o.tokens[access] = { user_id: userId, scope, expires_at: Date.now() + 604800 * 1000, refresh };
   o.refresh[refresh] = { user_id: userId, scope, access };
   const out = { access_token: access, token_type: 'Bearer', expires_in: 604800, refresh_token: refresh, scope };
-  if (guildId && ctx.store.guild(guildId)) out.guild = { id: guildId, name: ctx.store.guild(guildId).guild.name };
+  // a code grant that installed the bot carries the whole guild
+  if (guildId && ctx.store.guild(guildId)) out.guild = fullGuild(ctx.store.guild(guildId));
   return out;
 }
 export { issueTokens };
@@ -768,39 +829,62 @@ const revokeHandler = (ctx, req) => {
 R('POST', '/oauth2/token', { auth: 'none', rl: RL.oauth, global: false, form: true }, tokenHandler);
 R('POST', '/oauth2/token/revoke', { auth: 'none', rl: RL.oauth, global: false, form: true }, revokeHandler);
 
-/** GET /oauth2/authorize: consents at once and redirects with code and state. */
+const DENIED_DESCRIPTION = 'The resource owner or authorization server denied the request';
+
+/**
+ * GET /oauth2/authorize: consents at once (as fake_user, else the default user)
+ * and redirects with code and state. With scope bot and guild_id the bot joins
+ * that guild, the redirect carries guild_id and permissions, and an
+ * APPLICATION_AUTHORIZED webhook event goes out. POST /_fake/oauth/deny makes
+ * the next calls redirect with error=access_denied instead.
+ */
 export function authorizeHandler(ctx, req) {
   const q = req.query;
   if (q.client_id !== ctx.clientId) return reply(400, { message: 'Invalid OAuth2 application', code: 50147 });
   const scope = (q.scope ?? '').split(/[ +]/).filter(Boolean);
   if (!scope.length) return reply(400, { message: 'Invalid OAuth2 scope', code: 0 });
-  if (scope.includes('bot') && q.guild_id && ctx.store.guild(q.guild_id)) {
-    const g = ctx.store.guild(q.guild_id);
-    if (!g.members[ctx.applicationId]) {
-      g.members[ctx.applicationId] = {
-        user: structuredClone(ctx.store.botUser()), nick: null, avatar: null, roles: [], joined_at: discordTime(),
-        premium_since: null, deaf: false, mute: false, flags: 0, pending: false, communication_disabled_until: null,
-      };
-    }
+  const bot = scope.includes('bot');
+  if (q.redirect_uri !== undefined) {
+    try { new URL(q.redirect_uri); } catch { return reply(400, { message: 'Invalid "redirect_uri" in request.', code: 50035 }); }
+  }
+  if (bot && q.guild_id !== undefined && !ctx.store.guild(q.guild_id)) return reply(400, { message: 'Unknown Guild', code: 10004 });
+  if (q.permissions !== undefined && !/^[0-9]{1,20}$/.test(q.permissions)) return reply(400, { message: 'Invalid permissions', code: 50035 });
+  const userId = q.fake_user ?? ctx.store.st.oauth.default_user_id ?? ctx.ownerId;
+  if (!ctx.store.user(userId)) return reply(400, { message: 'fake_user is not a known user', code: 10013 });
+
+  if (ctx.oauthDeny > 0) {
+    ctx.oauthDeny -= 1;
+    if (!q.redirect_uri) return reply(200, { authorized: false, error: 'access_denied', error_description: DENIED_DESCRIPTION });
+    const u = new URL(q.redirect_uri);
+    u.searchParams.set('error', 'access_denied');
+    u.searchParams.set('error_description', DENIED_DESCRIPTION);
+    if (q.state !== undefined) u.searchParams.set('state', q.state);
+    return reply(302, null, { Location: u.toString() });
+  }
+
+  const installGuild = bot && q.guild_id ? ctx.store.guild(q.guild_id) : null;
+  if (installGuild) {
+    addBotToGuild(ctx, installGuild, q.permissions);
+    const scopes = scope.includes('applications.commands') ? scope : [...scope, 'applications.commands'];
+    const data = authorizedData(ctx, { guildId: q.guild_id, userId, scopes });
+    deliverInBackground(ctx, buildEvent(ctx, 'APPLICATION_AUTHORIZED', data), `APPLICATION_AUTHORIZED for guild ${q.guild_id}`);
   }
   if (!q.redirect_uri) {
-    if (scope.includes('bot')) return reply(200, { authorized: true, guild_id: q.guild_id ?? null, scope: scope.join(' ') });
+    if (bot) return reply(200, { authorized: true, guild_id: q.guild_id ?? null, scope: scope.join(' ') });
     return reply(400, { message: 'Invalid "redirect_uri" in request.', code: 50035 });
   }
-  const userId = q.fake_user ?? ctx.ownerId;
-  if (!ctx.store.user(userId)) return reply(400, { message: 'fake_user is not a known user', code: 10013 });
   const code = crypto.randomBytes(15).toString('base64url');
   ctx.store.st.oauth.codes[code] = {
-    user_id: userId, scope: scope.join(' '), redirect_uri: q.redirect_uri, guild_id: q.guild_id ?? null,
+    user_id: userId, scope: scope.join(' '), redirect_uri: q.redirect_uri, guild_id: installGuild ? q.guild_id : null,
     expires_at: Date.now() + 10 * 60 * 1000,
   };
   ctx.store.changed();
   const u = new URL(q.redirect_uri);
   u.searchParams.set('code', code);
   if (q.state !== undefined) u.searchParams.set('state', q.state);
-  if (scope.includes('bot') && q.guild_id) {
+  if (installGuild) {
     u.searchParams.set('guild_id', q.guild_id);
-    if (q.permissions) u.searchParams.set('permissions', q.permissions);
+    u.searchParams.set('permissions', q.permissions ?? '0');
   }
   return reply(302, null, { Location: u.toString() });
 }

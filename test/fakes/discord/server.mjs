@@ -4,7 +4,8 @@
 //   node server.mjs --port 18081 [--state-file f] [--host 127.0.0.1] [--verbose]
 //
 // Environment: DISCORD_PUBLIC_KEY_SEED (hex seed of the key the fake signs
-// interactions with), GH_INTERACTIONS_URL (where signed interactions go),
+// interactions and webhook events with), GH_INTERACTIONS_URL (where signed
+// interactions go), GH_WEBHOOKS_URL (where signed webhook events go),
 // FAKE_APPLICATION_ID, FAKE_BOT_TOKEN, optional FAKE_CLIENT_ID (default: the
 // application id), FAKE_CLIENT_SECRET (when set, OAuth2 checks it),
 // FAKE_GLOBAL_RATE_LIMIT (requests per second per bot, default 50).
@@ -249,7 +250,9 @@ async function handle(ctx, req, res) {
   // rate limits
   let rlHeaders = {};
   if (route.rl) {
-    const major = route.major === 'webhook' ? `${params.webhook_id}:${params.webhook_token}` : (params[route.major] ?? '');
+    let major = route.major === 'webhook' ? `${params.webhook_id}:${params.webhook_token}` : (params[route.major] ?? '');
+    // limits count per token: every OAuth2 user has buckets of their own (the bot has one token)
+    if (auth.kind === 'bearer') major = `${major}|user:${auth.userId}`;
     const r = ctx.limiter.take(route.rl, major, { global: auth.kind === 'bot' && route.global !== false });
     rlHeaders = r.headers;
     if (!r.ok) {
@@ -318,12 +321,14 @@ export function createFake(opts = {}) {
     botToken: opts.botToken ?? 'fake-bot-token',
     seedHex: opts.seedHex ?? TEST_SEED_HEX,
     interactionsUrl: opts.interactionsUrl ?? null,
+    webhooksUrl: opts.webhooksUrl ?? null,
     clientId: opts.clientId ?? applicationId,
     clientSecret: opts.clientSecret ?? null,
     ownerId: users.owner.id,
     store: new Store({ applicationId, stateFile: opts.stateFile ?? null }),
     limiter: new RateLimiter({ globalLimit: opts.globalLimit ?? 50 }),
     log: [], seq: 0, fails: [], failSeq: 0, interactionLog: [], interactionSeq: 0,
+    webhookLog: [], webhookSeq: 0, oauthDeny: 0,
     session: { remaining: 1000, resetAt: 0 },
   };
   const server = http.createServer((req, res) => {
@@ -361,7 +366,7 @@ async function main() {
   }
   const { server, ctx } = createFake({
     port: args.port, verbose: args.verbose, applicationId: appId, botToken: env.FAKE_BOT_TOKEN ?? 'fake-bot-token',
-    seedHex, interactionsUrl: env.GH_INTERACTIONS_URL ?? null, clientId: env.FAKE_CLIENT_ID ?? appId,
+    seedHex, interactionsUrl: env.GH_INTERACTIONS_URL ?? null, webhooksUrl: env.GH_WEBHOOKS_URL || null, clientId: env.FAKE_CLIENT_ID ?? appId,
     clientSecret: env.FAKE_CLIENT_SECRET || null, stateFile: args.stateFile,
     globalLimit: env.FAKE_GLOBAL_RATE_LIMIT ? Number(env.FAKE_GLOBAL_RATE_LIMIT) : 50,
   });

@@ -1,5 +1,6 @@
 // state.mjs - the fake Discord's state: guilds, members, roles, channels,
-// messages, bans, commands, interaction tokens and OAuth grants.
+// messages, bans, commands, interaction tokens, OAuth grants (and the user the
+// authorize page consents as) and entitlements.
 //
 // Plain JSON objects keyed by snowflake so the whole state can be dumped by
 // GET /_fake/state and saved to --state-file. Seeded from test/lib/fixtures.mjs.
@@ -26,6 +27,8 @@ export class Store {
         this.st = JSON.parse(fs.readFileSync(stateFile, 'utf8'));
         this.st.interactions ??= {};
         this.st.oauth ??= { codes: {}, tokens: {}, refresh: {} };
+        this.st.oauth.default_user_id ??= null;
+        this.st.entitlements ??= {};
       } catch (e) {
         process.stderr.write(`fake-discord: cannot read state file ${stateFile} (${e.message}); starting from the seed\n`);
         this.st = null;
@@ -37,7 +40,8 @@ export class Store {
   reset() {
     this.st = seedState({ applicationId: this.applicationId });
     this.st.interactions = {};
-    this.st.oauth = { codes: {}, tokens: {}, refresh: {} };
+    this.st.oauth = { codes: {}, tokens: {}, refresh: {}, default_user_id: null };
+    this.st.entitlements = {};
     for (const list of this.ackWaiters.values()) for (const w of list) w();
     this.ackWaiters.clear();
     this.changed();

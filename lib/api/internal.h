@@ -1,0 +1,98 @@
+/* internal.h - what the files of lib/api share: cookies, sessions, guild
+ * access, rate limits and small JSON helpers. Not for features: they use
+ * api.h. */
+#ifndef GH_API_INTERNAL_H
+#define GH_API_INTERNAL_H
+
+#include <json-c/json.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "api/api.h"
+
+#define GH_PERM_ADMINISTRATOR (1ull << 3)
+#define GH_PERM_MANAGE_GUILD (1ull << 5)
+
+#define GH_SESSION_COOKIE "gh_session"
+#define GH_CSRF_COOKIE "gh_csrf"
+#define GH_STATE_COOKIE "gh_oauth_state"
+#define GH_NEXT_COOKIE "gh_oauth_next"
+#define GH_SESSION_TTL_S 86400
+#define GH_USER_GUILDS_TTL_S 300     /* Redis copy of a user's guild list */
+#define GH_USER_GUILDS_REFRESH_S 600 /* read again from Discord when older */
+
+/* ---- cookies (cookie.c) */
+/* Value of cookie name from the Cookie header into out; 1 found, 0 not. */
+int gh_api_cookie(const struct gh_http_req *req, const char *name, char *out, size_t n);
+/* Set-Cookie with Path=/, SameSite=Lax, HttpOnly when http_only, Secure when
+ * PUBLIC_URL is https; max_age 0 deletes it. */
+void gh_api_set_cookie(struct gh_api_call *c, const char *name, const char *value, int max_age,
+                       int http_only);
+int gh_api_secure_cookies(const struct gh_api_call *c);
+
+/* ---- sessions (session.c) */
+/* Reads and verifies the JWT of the session cookie into c (user_id, jti,
+ * csrf, expires_s, username). GH_OK; GH_ENOTFOUND (no cookie); GH_ESIGNATURE
+ * (tampered); GH_EEXPIRED; GH_EINVAL (malformed). No I/O. */
+int gh_session_parse(struct gh_api_call *c);
+/* Whether the parsed session is live (not revoked): Redis marker, then
+ * PostgreSQL. GH_OK, GH_EUNAUTHORIZED (revoked or unknown), GH_EPG. */
+int gh_session_live(struct gh_api_call *c);
+/* New session for user: dashboard_sessions row, Redis marker, cookies.
+ * GH_OK or GH_EPG / GH_ENOMEM. */
+int gh_session_issue(struct gh_api_call *c, uint64_t user_id, const char *username);
+/* Logout: revoked in PostgreSQL and Redis, cookies cleared. */
+int gh_session_revoke(struct gh_api_call *c);
+
+/* ---- guild access (access.c) */
+/* The user's guild list ([{id,name,icon,owner,permissions}]) into
+ * c->user_guilds: Redis, then PostgreSQL, refreshed from Discord with the
+ * user's token when older than GH_USER_GUILDS_REFRESH_S. GH_OK or GH_EPG. */
+int gh_access_load_guilds(struct gh_api_call *c);
+/* The access the user has to a guild from an entry of that list (owner,
+ * admin or none). */
+enum gh_access gh_access_from_entry(const json_object *entry);
+/* Full check for c->guild_id: the guild is known and active (the bot is in
+ * it) and the user owns/administers it or was granted access. Sets
+ * c->access and c->guild_entry. GH_OK, GH_EFORBIDDEN, GH_EPG. */
+int gh_access_check(struct gh_api_call *c);
+/* Stores a freshly read guild list for user (PostgreSQL and Redis). */
+int gh_access_store_guilds(struct gh_api_call *c, uint64_t user_id, json_object *guilds);
+
+/* ---- rate limits (limits.c) */
+/* Counts this request against the route's class for IP, user, guild and
+ * globally (one Redis round trip), sets X-RateLimit-* headers. GH_OK, or
+ * GH_ERATELIMIT after answering 429. Redis down: allowed (logged). */
+int gh_limits_check(struct gh_api_call *c);
+
+/* ---- Discord calls on behalf of the API (discord_calls.c) */
+/* GET with the bot token, parsed JSON into *out. GH_OK or the REST error
+ * (logged). */
+int gh_api_discord_get(struct gh_api_call *c, const char *path, json_object **out);
+/* The guild's roles ([{id,name,position,permissions,managed,color}]) from
+ * Redis (bot:{g}:cache:roles, 300 s) or Discord. */
+int gh_api_guild_roles_cached(struct gh_api_call *c, uint64_t guild_id, json_object **out);
+int gh_api_guild_channels_cached(struct gh_api_call *c, uint64_t guild_id, json_object **out);
+/* A member ({user, roles, ...}) from Redis (bot:{g}:cache:member:<u>, 60 s)
+ * or Discord; GH_ENOTFOUND when not a member. */
+int gh_api_guild_member_cached(struct gh_api_call *c, uint64_t guild_id, uint64_t user_id, json_object **out);
+/* Highest role position of a member (0 = only @everyone) given the roles. */
+int gh_api_highest_position(const json_object *roles, const json_object *member);
+/* Position of the bot's highest role. */
+int gh_api_bot_position(struct gh_api_call *c, uint64_t guild_id, const json_object *roles, int *out);
+
+/* ---- installs (install.c): APPLICATION_AUTHORIZED and the OAuth install */
+/* Records the guild (name), marks it active and grants the installer access
+ * (is_installer). Idempotent. GH_OK or GH_EPG. */
+int gh_api_record_install(struct gh_ctx *ctx, uint64_t guild_id, const char *name, uint64_t user_id);
+
+/* ---- small helpers */
+json_object *gh_api_str_or_null(const char *s);
+json_object *gh_api_snowflake(uint64_t id);
+json_object *gh_api_iso_or_null(int64_t ms);
+/* Query parameter value (percent-decoded) into out; 1 found, 0 not. */
+int gh_api_query(const struct gh_http_req *req, const char *name, char *out, size_t n);
+/* Percent-encodes s for a URL query. */
+int gh_api_urlencode(const char *s, char *out, size_t n);
+
+#endif
