@@ -327,6 +327,7 @@ static int xfer_new(struct gh_rest *rest, const struct gh_rest_req *req, int cop
     if (req->authorization != NULL) {
         size_t alen = strlen(req->authorization) + sizeof("Authorization: ");
         if (has_ctl(req->authorization) || alen > 4096) {
+            rc = GH_EINVAL;
             set_error(resp, "invalid request: bad authorization value");
             goto out;
         }

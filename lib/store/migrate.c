@@ -844,7 +844,7 @@ static int parse_name(const char *fname, int *version, char *name, size_t size, 
     size_t i = 0, nl = strlen(fname), j;
     long v = 0;
 
-    while (isdigit((unsigned char)fname[i]) && i < 9)
+    while (i < 9 && isdigit((unsigned char)fname[i]))
         v = v * 10 + (fname[i++] - '0');
     if (i < 4 || fname[i] != '_' || v <= 0)
         return 0;

@@ -454,8 +454,9 @@ static void test_headers_and_2xx(void **state)
         {204, NULL, NULL, 0, 0},
         {200, NULL, "{}", 0, 0},
         {204, NULL, NULL, 0, 0},
+        {200, NULL, "{}", 0, 0},
     };
-    struct srv *s = srv_start(script, 4);
+    struct srv *s = srv_start(script, 5);
     struct gh_rest *r = client(s, 0, 0, 0, NULL);
     struct gh_rest_resp resp;
     struct gh_rest_req q;
@@ -532,7 +533,18 @@ static void test_headers_and_2xx(void **state)
     assert_int_equal(do_req(r, "GET", "/a b", NULL, &resp), GH_EINVAL);
     assert_int_equal(do_req(r, "GET", "/a\r\nX: y", NULL, &resp), GH_EINVAL);
     assert_true(strlen(resp.error) > 0);
+    memset(&q, 0, sizeof(q));
+    q.method = "GET";
+    q.path = "/users/@me";
+    q.authorization = "Bearer x\r\nX-Injected: 1";
+    assert_int_equal(gh_rest_do(r, &q, &resp), GH_EINVAL);
+    gh_rest_resp_cleanup(&resp);
     assert_int_equal(srv_count(s), 4);
+    /* a user's credential replaces the bot token */
+    q.authorization = "Bearer user-token";
+    assert_int_equal(gh_rest_do(r, &q, &resp), GH_OK);
+    gh_rest_resp_cleanup(&resp);
+    assert_string_equal(req_header(s, 4, "Authorization", h, sizeof(h)), "Bearer user-token");
     gh_rest_free(r);
     srv_stop(s);
 }
