@@ -521,7 +521,8 @@ static int preflight(struct xfer *x)
     }
     if (rest->open_until_ms != 0 && gh_mono_ms() < rest->open_until_ms)
         return breaker_check(rest, x); /* open: refuse with its message */
-    wait = x->user_auth != NULL ? 0 : gh_ratelimit_acquire(rest->rl, &x->route, gh_now_ms(), why, sizeof(why));
+    wait =
+        x->user_auth != NULL ? 0 : gh_ratelimit_acquire(rest->rl, &x->route, gh_now_ms(), why, sizeof(why));
     if (wait > 0) {
         if (x->waited_ms + wait > rest->max_wait_ms) {
             x->resp.retry_after = (double)wait / 1000.0;

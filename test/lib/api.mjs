@@ -7,7 +7,11 @@
 //
 // Each client has its own cookie jar and its own client IP (X-Forwarded-For, trusted from
 // loopback by the local stack's nginx), so per-IP rate limits of one test never touch another.
+import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
+import path from 'node:path';
+import { query } from './store.mjs';
+import { waitFor } from './wait.mjs';
 
 let ipSeq = 0;
 /** A fresh client address (10.x.y.z) for X-Forwarded-For. */
@@ -17,7 +21,8 @@ export function freshIp() {
   return `10.${(r >> 8) & 255}.${r & 255}.${(ipSeq % 250) + 1}`;
 }
 
-function parseSetCookies(headers) {
+/** Set-Cookie lines of a response as [{name, value, attrs: {lowercased attribute: value|true}, raw}]. */
+export function parseSetCookies(headers) {
   const list = typeof headers.getSetCookie === 'function' ? headers.getSetCookie() : [];
   return list.map((line) => {
     const [pair, ...attrs] = line.split(';').map((s) => s.trim());
@@ -135,4 +140,83 @@ export function mintJwt(secret, claims, header = { alg: 'HS256', typ: 'JWT' }) {
   const head = `${b64(header)}.${b64(claims)}`;
   const sig = crypto.createHmac('sha256', secret).update(head).digest('base64url');
   return `${head}.${sig}`;
+}
+
+// ---------------------------------------------------------------------------
+// Additions for the API security tests (api_*.test.mjs). Nothing above changes.
+
+const lastLoginAt = new Map(); // user id -> when this process last completed a login of that user
+
+/**
+ * client.login(opts) for a login that should succeed, paced and retried for the fake Discord's
+ * rate limits (Discord's own): one GET /users/@me/guilds per second per user, so logins of one
+ * user are spaced by a second; and ten POST /oauth2/token per 10 s for the whole application,
+ * so a callback refused with error=exchange_failed or discord_unavailable (what Guildhall
+ * answers when Discord says 429) is tried again each second until `timeout`. Returns the last
+ * callback answer.
+ */
+export async function loginRetry(client, opts = {}, { timeout = 30000 } = {}) {
+  const user = opts.user ?? '';
+  let res = null;
+  await waitFor(async () => {
+    const wait = (lastLoginAt.get(user) ?? 0) + 1100 - Date.now();
+    if (wait > 0) await new Promise((r) => { setTimeout(r, wait); }); // pacing, not waiting for an effect
+    try {
+      res = await client.login(opts);
+    } finally {
+      lastLoginAt.set(user, Date.now());
+    }
+    return !/error=(discord_unavailable|exchange_failed)/.test(res.headers.get('location') ?? '');
+  }, { timeout, interval: 1000, message: `a login of ${user || 'the default user'} not refused for Discord's rate limits` });
+  return res;
+}
+
+/** A logged-in client for user (like login(), with loginRetry); opts.ip picks its address. */
+export async function loginAs(stack, user, { ip } = {}) {
+  const c = new ApiClient(stack, { ip });
+  const res = await loginRetry(c, { user });
+  if (!c.jar.has('gh_session') || !c.csrf) {
+    throw new Error(`login of ${user} failed: ${res.status} ${res.headers.get('location')}`);
+  }
+  return c;
+}
+
+/** The API's route table (`guildhall-api --routes`): [{method, path, needs, premium_rank, rate_limit, summary}]. */
+export function apiRoutes(stack) {
+  const bin = path.join(stack.GH_BIN ?? path.join(stack.GH_REPO ?? '.', 'build', 'bin'), 'guildhall-api');
+  return JSON.parse(execFileSync(bin, ['--routes'], { encoding: 'utf8', timeout: 10000 }));
+}
+
+/** What a route needs once implied needs are added (guild_admin -> guild -> session, developer -> session). */
+export function effectiveNeeds(route) {
+  const n = new Set(route.needs);
+  if (n.has('guild_admin')) n.add('guild');
+  if (n.has('guild') || n.has('developer')) n.add('session');
+  return n;
+}
+
+/** The payload (claims) of a JWT, unverified. */
+export function jwtClaims(token) {
+  return JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString('utf8'));
+}
+
+/** Highest security_events id so far (0 when none): pass it to securityEvents as sinceId. */
+export function lastSecurityEventId(stack) {
+  return Number(query(stack.DATABASE_URL, 'SELECT coalesce(max(id), 0)::text AS id FROM security_events')[0].id);
+}
+
+/**
+ * security_events rows newer than sinceId, optionally filtered by kind, guildId, userId, ip;
+ * ids and snowflakes as strings.
+ */
+export function securityEvents(stack, sinceId, { kind, guildId, userId, ip } = {}) {
+  const where = ['id > :\'since\'::bigint'];
+  const params = { since: String(sinceId) };
+  if (kind) { where.push('kind = :\'kind\''); params.kind = kind; }
+  if (guildId) { where.push('guild_id = :\'gid\'::bigint'); params.gid = guildId; }
+  if (userId) { where.push('user_id = :\'uid\'::bigint'); params.uid = userId; }
+  if (ip) { where.push('ip = :\'ip\''); params.ip = ip; }
+  return query(stack.DATABASE_URL,
+    `SELECT id::text, guild_id::text, user_id::text, ip, kind, method, path, detail, corr FROM security_events
+      WHERE ${where.join(' AND ')} ORDER BY id`, params);
 }
