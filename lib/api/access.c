@@ -213,7 +213,64 @@ static json_object *find_entry(json_object *list, uint64_t guild_id)
     return NULL;
 }
 
+static int check_uncached(struct gh_api_call *c);
+
+int gh_access_key(char *out, size_t n, uint64_t guild_id, uint64_t user_id)
+{
+    return gh_key_guild(out, n, guild_id, "dash", "access:%llu", (unsigned long long)user_id);
+}
+
+void gh_access_forget(struct gh_api_call *c, uint64_t guild_id, uint64_t user_id)
+{
+    char key[128];
+    if (c->ctx->redis == NULL || gh_access_key(key, sizeof(key), guild_id, user_id) != GH_OK)
+        return;
+    redisReply *r = gh_redis_cmd(c->ctx->redis, "DEL %s", key);
+    if (r == NULL)
+        GH_ERROR(&c->ctx->log,
+                 "access: Redis down: the cached access of user %llu to guild %llu lasts until its "
+                 "TTL (%d s)",
+                 (unsigned long long)user_id, (unsigned long long)guild_id, GH_ACCESS_CACHE_TTL_S);
+    freeReplyObject(r);
+}
+
+json_object *gh_access_entry(struct gh_api_call *c)
+{
+    if (c->guild_entry == NULL && gh_access_load_guilds(c) == GH_OK)
+        c->guild_entry = find_entry(c->user_guilds, c->guild_id);
+    return c->guild_entry;
+}
+
 int gh_access_check(struct gh_api_call *c)
+{
+    char key[128];
+    int have_key = c->ctx->redis != NULL && gh_access_key(key, sizeof(key), c->guild_id, c->user_id) == GH_OK;
+    int rc;
+
+    /* A granted decision is cached briefly (grants and revocations drop it). */
+    if (c->pre_access >= GH_ACCESS_GRANTED && c->pre_access <= GH_ACCESS_OWNER) {
+        c->access = (enum gh_access)c->pre_access;
+        return GH_OK;
+    }
+    if (have_key && c->pre_access < 0) {
+        redisReply *r = gh_redis_cmd(c->ctx->redis, "GET %s", key);
+        if (r && r->type == REDIS_REPLY_STRING && r->len == 1 && r->str[0] >= '1' && r->str[0] <= '3') {
+            c->access = (enum gh_access)(r->str[0] - '0');
+            freeReplyObject(r);
+            return GH_OK;
+        }
+        freeReplyObject(r);
+    }
+    rc = check_uncached(c);
+    if (rc == GH_OK && have_key) {
+        redisReply *r =
+            gh_redis_cmd(c->ctx->redis, "SET %s %d EX %d", key, (int)c->access, GH_ACCESS_CACHE_TTL_S);
+        freeReplyObject(r);
+    }
+    return rc;
+}
+
+static int check_uncached(struct gh_api_call *c)
 {
     char gid[24];
     char uid[24];

@@ -79,6 +79,8 @@ struct gh_api_call {
     json_object *body;        /* parsed JSON body (object) on POST/PUT, or NULL; owned by the call */
     json_object *user_guilds; /* the user's guild list, when loaded (owned by the call) */
     int premium_effective;    /* the guild's effective tier rank, when checked */
+    int pre_session;          /* prefetched session marker: 1 present, 0 absent, -1 unknown */
+    int pre_access;           /* prefetched cached access (enum gh_access), 0 none cached, -1 unknown */
 };
 
 /* Every route: the platform's (lib/api/routes.c) then each feature's. */

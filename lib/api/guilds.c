@@ -132,7 +132,8 @@ void gh_api_guild_get(struct gh_api_call *c)
     const char *params[1] = {gid};
     json_object *out = json_object_new_object();
     json_object *features = json_object_new_array();
-    const char *name = c->guild_entry ? gh_json_get_str(c->guild_entry, "name") : NULL;
+    json_object *entry = gh_access_entry(c);
+    const char *name = entry ? gh_json_get_str(entry, "name") : NULL;
     PGresult *res = NULL;
 
     (void)snprintf(gid, sizeof(gid), "%llu", (unsigned long long)c->guild_id);
@@ -144,8 +145,7 @@ void gh_api_guild_get(struct gh_api_call *c)
     }
     json_object_object_add(out, "id", json_object_new_string(gid));
     json_object_object_add(out, "name", json_object_new_string(name ? name : ""));
-    json_object_object_add(
-        out, "icon", c->guild_entry ? gh_api_str_or_null(gh_json_get_str(c->guild_entry, "icon")) : NULL);
+    json_object_object_add(out, "icon", entry ? gh_api_str_or_null(gh_json_get_str(entry, "icon")) : NULL);
     PQclear(res);
     json_object_object_add(out, "access", json_object_new_string(access_name(c->access)));
     json_object_object_add(out, "can_manage_access", json_object_new_boolean(c->access >= GH_ACCESS_ADMIN));
@@ -417,6 +417,7 @@ void gh_api_access_grant(struct gh_api_call *c)
         gh_api_fail(c, GH_EPG, "reading the granted access");
         return;
     }
+    gh_access_forget(c, c->guild_id, tid);
     GH_INFO(&c->ctx->log, "access: user %s granted access to guild %s by %s", target, gid, by);
     gh_api_reply(c, 201, access_row(res, 0));
     PQclear(res);
@@ -477,6 +478,7 @@ void gh_api_access_revoke(struct gh_api_call *c)
         gh_api_fail(c, rc, "revoking access");
         return;
     }
+    gh_access_forget(c, c->guild_id, tid);
     GH_INFO(&c->ctx->log, "access: user %s's access to guild %s revoked", target, gid);
     gh_api_reply(c, 204, NULL);
 }

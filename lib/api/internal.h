@@ -31,6 +31,8 @@ void gh_api_set_cookie(struct gh_api_call *c, const char *name, const char *valu
 int gh_api_secure_cookies(const struct gh_api_call *c);
 
 /* ---- sessions (session.c) */
+/* Redis key of a session's marker (bot:{global}:dash:session:<jti>). */
+int gh_session_key(char *out, size_t n, const char *jti);
 /* Reads and verifies the JWT of the session cookie into c (user_id, jti,
  * csrf, expires_s, username). GH_OK; GH_ENOTFOUND (no cookie); GH_ESIGNATURE
  * (tampered); GH_EEXPIRED; GH_EINVAL (malformed). No I/O. */
@@ -56,13 +58,23 @@ enum gh_access gh_access_from_entry(const json_object *entry);
  * it) and the user owns/administers it or was granted access. Sets
  * c->access and c->guild_entry. GH_OK, GH_EFORBIDDEN, GH_EPG. */
 int gh_access_check(struct gh_api_call *c);
+/* The user's entry in their guild list for c->guild_id (loads the list when
+ * the access came from the cache); NULL when none (granted access). */
+json_object *gh_access_entry(struct gh_api_call *c);
+/* Drops the cached access decision of user in guild (bot:{g}:dash:access:<u>,
+ * GH_ACCESS_CACHE_TTL_S): grants and revocations call it. */
+int gh_access_key(char *out, size_t n, uint64_t guild_id, uint64_t user_id);
+void gh_access_forget(struct gh_api_call *c, uint64_t guild_id, uint64_t user_id);
+#define GH_ACCESS_CACHE_TTL_S 60
 /* Stores a freshly read guild list for user (PostgreSQL and Redis). */
 int gh_access_store_guilds(struct gh_api_call *c, uint64_t user_id, json_object *guilds);
 
 /* ---- rate limits (limits.c) */
 /* Counts this request against the route's class for IP, user, guild and
- * globally (one Redis round trip), sets X-RateLimit-* headers. GH_OK, or
- * GH_ERATELIMIT after answering 429. Redis down: allowed (logged). */
+ * globally, sets X-RateLimit-* headers, and in the same Redis round trip
+ * fetches the session marker and the cached access decision into
+ * c->pre_session / c->pre_access (-1 unknown). GH_OK, or GH_ERATELIMIT after
+ * answering 429. Redis down: allowed (logged). */
 int gh_limits_check(struct gh_api_call *c);
 
 /* ---- Discord calls on behalf of the API (discord_calls.c) */

@@ -6,7 +6,8 @@
  * with Retry-After. Developers (DEVELOPER_USER_IDS) bypass the limits. Redis
  * down: the request is allowed and the outage logged (at most every 10 s per
  * process). API_RATE_PROFILE=bench multiplies every limit by 1000 for the
- * benchmark. Keys: bot:{global}:api:rl:<class>:ip:<ip>:<minute>,
+ * benchmark. The same round trip fetches the session marker and the cached
+ * guild-access decision for the checks after it. Keys: bot:{global}:api:rl:<class>:ip:<ip>:<minute>,
  * bot:{global}:api:rl:<class>:user:<id>:<minute>,
  * bot:{<guild>}:api:rl:<class>:<minute>, bot:{global}:api:rl:all:<second>;
  * TTL two windows. */
@@ -62,10 +63,22 @@ int gh_limits_check(struct gh_api_call *c)
     long long worst_left = 0;
     int over = -1;
     char val[32];
+    char skey[160];
+    char akey[128];
+    int want_session = 0;
+    int want_access = 0;
+    const char *gid = gh_api_param(c, "id");
+    uint64_t guild = 0;
 
-    if (c->route->rl >= GH_RL_N || c->route->rl == GH_RL_NONE || c->developer || c->ctx->redis == NULL)
+    c->pre_session = -1;
+    c->pre_access = -1;
+    if (c->ctx->redis == NULL)
         return GH_OK;
-    cl = &classes[c->route->rl];
+    if (gid != NULL && (gh_cstr_to_u64(gid, &guild) != GH_OK))
+        guild = 0;
+    cl = &classes[c->route->rl < GH_RL_N ? c->route->rl : GH_RL_NONE];
+    if (c->developer)
+        cl = &classes[GH_RL_NONE];
     if (cl->ip && gh_key_global(k[n].key, sizeof(k[n].key), "api", "rl:%s:ip:%s:%lld", cl->name, c->ip,
                                 minute) == GH_OK) {
         k[n].limit = cl->ip * mult;
@@ -79,35 +92,58 @@ int gh_limits_check(struct gh_api_call *c)
         k[n].window_s = 60;
         k[n++].scope = "user";
     }
-    const char *gid = gh_api_param(c, "id");
-    uint64_t guild = 0;
-    if (cl->guild && gid && gh_cstr_to_u64(gid, &guild) == GH_OK && guild != 0 &&
+    if (cl->guild && guild != 0 &&
         gh_key_guild(k[n].key, sizeof(k[n].key), guild, "api", "rl:%s:%lld", cl->name, minute) == GH_OK) {
         k[n].limit = cl->guild * mult;
         k[n].window_s = 60;
         k[n++].scope = "guild";
     }
-    if (gh_key_global(k[n].key, sizeof(k[n].key), "api", "rl:all:%lld", second) == GH_OK) {
+    if (cl->ip && gh_key_global(k[n].key, sizeof(k[n].key), "api", "rl:all:%lld", second) == GH_OK) {
         k[n].limit = GLOBAL_PER_SECOND * mult;
         k[n].window_s = 1;
         k[n++].scope = "global";
     }
+    /* In the same round trip: what the later checks would ask Redis for. */
+    want_session = c->user_id != 0 && c->jti[0] && gh_session_key(skey, sizeof(skey), c->jti) == GH_OK;
+    want_access =
+        c->user_id != 0 && guild != 0 && gh_access_key(akey, sizeof(akey), guild, c->user_id) == GH_OK;
 
     int ok = 1;
-    for (int i = 0; i < n && ok; i++)
+    int sent = 0;
+    for (int i = 0; i < n && ok; i++) {
         ok = gh_redis_append(c->ctx->redis, "INCR %s", k[i].key) == GH_OK &&
              gh_redis_append(c->ctx->redis, "EXPIRE %s %d", k[i].key, k[i].window_s * 2) == GH_OK;
-    for (int i = 0; i < n && ok; i++) {
+        sent += ok ? 2 : 0;
+    }
+    if (ok && want_session)
+        sent += (ok = gh_redis_append(c->ctx->redis, "EXISTS %s", skey) == GH_OK);
+    if (ok && want_access)
+        sent += (ok = gh_redis_append(c->ctx->redis, "GET %s", akey) == GH_OK);
+    /* Every reply is read, whatever its type, so none is left for the next command. */
+    for (int i = 0; i < sent && ok; i++) {
         redisReply *r = gh_redis_get_reply(c->ctx->redis);
-        redisReply *e = r ? gh_redis_get_reply(c->ctx->redis) : NULL;
-        if (r == NULL || e == NULL || r->type != REDIS_REPLY_INTEGER)
+        if (r == NULL) {
             ok = 0;
-        else
-            k[i].count = r->integer;
+            break;
+        }
+        if (i < 2 * n && i % 2 == 0) {
+            if (r->type == REDIS_REPLY_INTEGER)
+                k[i / 2].count = r->integer;
+            else
+                ok = 0;
+        } else if (i >= 2 * n && want_session && i == 2 * n) {
+            c->pre_session = r->type == REDIS_REPLY_INTEGER ? (int)(r->integer > 0) : -1;
+        } else if (i >= 2 * n) {
+            c->pre_access =
+                r->type == REDIS_REPLY_STRING && r->len == 1 && r->str[0] >= '1' && r->str[0] <= '3'
+                    ? r->str[0] - '0'
+                    : (r->type == REDIS_REPLY_NIL ? 0 : -1);
+        }
         freeReplyObject(r);
-        freeReplyObject(e);
     }
     if (!ok) {
+        c->pre_session = -1;
+        c->pre_access = -1;
         if (now_ms - last_redis_warn_ms > 10000) {
             last_redis_warn_ms = now_ms;
             GH_WARN(&c->ctx->log, "api: Redis down: rate limits not enforced");

@@ -361,7 +361,7 @@ static int check_premium(struct gh_api_call *c, int rank)
 static int parse_body(struct gh_api_call *c)
 {
     if (c->req->body_too_large) {
-        gh_api_error(c, 413, "too_large", "The request body is too large.");
+        gh_api_error(c, 413, "body_too_large", "The request body is too large.");
         return GH_ETOOBIG;
     }
     if (c->req->body_len == 0)
@@ -427,6 +427,8 @@ void gh_api_dispatch(struct gh_ctx *ctx, const struct gh_http_req *req, struct g
     c.req = req;
     c.resp = resp;
     c.ip = req->remote_addr && *req->remote_addr ? req->remote_addr : "unknown";
+    c.pre_session = -1;
+    c.pre_access = -1;
     gh_http_resp_header(resp, "X-Request-Id", ctx->log.corr);
     gh_http_resp_header(resp, "Cache-Control", "no-store");
 

@@ -74,7 +74,7 @@ void gh_api_set_cookie(struct gh_api_call *c, const char *name, const char *valu
 
 /* ---- sessions */
 
-static int session_key(char *out, size_t n, const char *jti)
+int gh_session_key(char *out, size_t n, const char *jti)
 {
     return gh_key_global(out, n, "dash", "session:%s", jti);
 }
@@ -120,19 +120,25 @@ out:
 int gh_session_live(struct gh_api_call *c)
 {
     char key[160];
-    redisReply *r = NULL;
     PGresult *res = NULL;
     const char *params[1] = {c->jti};
+    int redis_ok = 0;
     int rc;
 
-    if (session_key(key, sizeof(key), c->jti) == GH_OK && c->ctx->redis)
-        r = gh_redis_cmd(c->ctx->redis, "EXISTS %s", key);
-    if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 1) {
+    if (c->pre_session == 1)
+        return GH_OK; /* fetched with the rate limits */
+    if (gh_session_key(key, sizeof(key), c->jti) != GH_OK)
+        return GH_EUNAUTHORIZED;
+    if (c->pre_session == 0) {
+        redis_ok = 1; /* Redis answered: the marker is missing */
+    } else if (c->ctx->redis) {
+        redisReply *r = gh_redis_cmd(c->ctx->redis, "EXISTS %s", key);
+        int live = r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+        redis_ok = r != NULL && r->type == REDIS_REPLY_INTEGER;
         freeReplyObject(r);
-        return GH_OK;
+        if (live)
+            return GH_OK;
     }
-    int redis_ok = r != NULL && r->type == REDIS_REPLY_INTEGER;
-    freeReplyObject(r);
     res = gh_pg_exec_prepared(
         c->ctx->pg, "api_session_live",
         "SELECT extract(epoch FROM expires_at)::bigint - extract(epoch FROM now())::bigint "
@@ -195,7 +201,7 @@ int gh_session_issue(struct gh_api_call *c, uint64_t user_id, const char *userna
                        5, params);
     if (rc != GH_OK)
         return rc;
-    if (c->ctx->redis && session_key(key, sizeof(key), jti) == GH_OK) {
+    if (c->ctx->redis && gh_session_key(key, sizeof(key), jti) == GH_OK) {
         redisReply *r = gh_redis_cmd(c->ctx->redis, "SET %s %s EX %d", key, sub, GH_SESSION_TTL_S);
         if (r == NULL)
             GH_WARN(&c->ctx->log, "session: Redis down, session %.6s... checked in PostgreSQL", jti);
@@ -220,7 +226,7 @@ int gh_session_revoke(struct gh_api_call *c)
         1, params);
     if (rc != GH_OK)
         return rc;
-    if (c->ctx->redis && session_key(key, sizeof(key), c->jti) == GH_OK) {
+    if (c->ctx->redis && gh_session_key(key, sizeof(key), c->jti) == GH_OK) {
         redisReply *r = gh_redis_cmd(c->ctx->redis, "DEL %s", key);
         if (r == NULL) /* the marker may come back with Redis: its TTL ends it within 24 h */
             GH_ERROR(&c->ctx->log,

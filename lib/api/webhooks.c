@@ -88,7 +88,7 @@ void gh_api_webhook_discord(struct gh_ctx *ctx, const struct gh_http_req *req, s
         return;
     }
     if (req->body_too_large) {
-        gh_api_error(&c, 413, "too_large", "The request body is too large.");
+        gh_api_error(&c, 413, "body_too_large", "The request body is too large.");
         return;
     }
     if (!ctx->cfg->has_public_key) {
