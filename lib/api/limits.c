@@ -108,23 +108,28 @@ int gh_limits_check(struct gh_api_call *c)
     want_access =
         c->user_id != 0 && guild != 0 && gh_access_key(akey, sizeof(akey), guild, c->user_id) == GH_OK;
 
+    /* Every append counts (a failed one too), and every one is answered by
+     * gh_redis_get_reply, so the connection is never left with replies owed. */
     int ok = 1;
     int sent = 0;
-    for (int i = 0; i < n && ok; i++) {
-        ok = gh_redis_append(c->ctx->redis, "INCR %s", k[i].key) == GH_OK &&
-             gh_redis_append(c->ctx->redis, "EXPIRE %s %d", k[i].key, k[i].window_s * 2) == GH_OK;
-        sent += ok ? 2 : 0;
+    for (int i = 0; i < n; i++) {
+        ok &= gh_redis_append(c->ctx->redis, "INCR %s", k[i].key) == GH_OK;
+        ok &= gh_redis_append(c->ctx->redis, "EXPIRE %s %d", k[i].key, k[i].window_s * 2) == GH_OK;
+        sent += 2;
     }
-    if (ok && want_session)
-        sent += (ok = gh_redis_append(c->ctx->redis, "EXISTS %s", skey) == GH_OK);
-    if (ok && want_access)
-        sent += (ok = gh_redis_append(c->ctx->redis, "GET %s", akey) == GH_OK);
-    /* Every reply is read, whatever its type, so none is left for the next command. */
-    for (int i = 0; i < sent && ok; i++) {
+    if (want_session) {
+        ok &= gh_redis_append(c->ctx->redis, "EXISTS %s", skey) == GH_OK;
+        sent++;
+    }
+    if (want_access) {
+        ok &= gh_redis_append(c->ctx->redis, "GET %s", akey) == GH_OK;
+        sent++;
+    }
+    for (int i = 0; i < sent; i++) {
         redisReply *r = gh_redis_get_reply(c->ctx->redis);
         if (r == NULL) {
             ok = 0;
-            break;
+            continue;
         }
         if (i < 2 * n && i % 2 == 0) {
             if (r->type == REDIS_REPLY_INTEGER)

@@ -908,12 +908,14 @@ int gh_queue_stats(struct gh_redis *r, const char *queue, struct gh_queue_stats 
         qkey(processing, queue, "processing") != GH_OK || qkey(dead, queue, "dead") != GH_OK ||
         qkey(leases, queue, "leases") != GH_OK)
         return GH_ETOOBIG;
-    if (gh_redis_append(r, "LLEN %s", ready) != GH_OK || gh_redis_append(r, "ZCARD %s", delayed) != GH_OK ||
-        gh_redis_append(r, "LLEN %s", processing) != GH_OK || gh_redis_append(r, "LLEN %s", dead) != GH_OK ||
-        gh_redis_append(r, "ZCARD %s", leases) != GH_OK ||
-        gh_redis_append(r, "ZCOUNT %s -inf %lld", leases, (long long)now) != GH_OK ||
-        gh_redis_append(r, "LINDEX %s -1", ready) != GH_OK)
-        return GH_EREDIS;
+    /* all seven appended and all seven read, also when one fails */
+    (void)gh_redis_append(r, "LLEN %s", ready);
+    (void)gh_redis_append(r, "ZCARD %s", delayed);
+    (void)gh_redis_append(r, "LLEN %s", processing);
+    (void)gh_redis_append(r, "LLEN %s", dead);
+    (void)gh_redis_append(r, "ZCARD %s", leases);
+    (void)gh_redis_append(r, "ZCOUNT %s -inf %lld", leases, (long long)now);
+    (void)gh_redis_append(r, "LINDEX %s -1", ready);
     for (i = 0; i < 7; i++)
         rep[i] = gh_redis_get_reply(r);
     vals[0] = &st->ready;
@@ -1096,8 +1098,8 @@ int gh_queue_dead_purge(struct gh_redis *r, const char *queue, long long *remove
         return GH_EINVAL;
     if (qkey(dead, queue, "dead") != GH_OK)
         return GH_ETOOBIG;
-    if (gh_redis_append(r, "LLEN %s", dead) != GH_OK || gh_redis_append(r, "DEL %s", dead) != GH_OK)
-        return GH_EREDIS;
+    (void)gh_redis_append(r, "LLEN %s", dead);
+    (void)gh_redis_append(r, "DEL %s", dead);
     a = gh_redis_get_reply(r);
     b = gh_redis_get_reply(r);
     if (a && a->type == REDIS_REPLY_INTEGER && b && b->type == REDIS_REPLY_INTEGER) {

@@ -211,6 +211,22 @@ static int idle_ctx_dead(redisContext *c)
     return poll(&p, 1, 0) > 0;
 }
 
+/* A caller that appended a batch and did not read every reply would leave
+ * the connection owing replies to the next command (or, with no connection,
+ * refusing every command for good). The next plain command settles it: the
+ * connection is dropped and the count reset, and the mistake logged. */
+static void settle_abandoned_batch(struct gh_redis *r)
+{
+    if (r->pending <= 0)
+        return;
+    if (log_on(r))
+        gh_log(r->lg, GH_LOG_ERROR, 0, "redis %s:%d: %d pipelined replies were never read (a caller's bug)",
+               r->host, r->port, r->pending);
+    drop_ctx(r, "abandoned pipeline");
+    r->pending = 0;
+    r->next_connect_ms = 0;
+}
+
 /* Ready to send a command: GH_OK with r->c set, or GH_EREDIS. */
 static int ensure(struct gh_redis *r)
 {
@@ -271,7 +287,9 @@ void gh_redis_free(struct gh_redis *r)
 
 static redisReply *vcmd(struct gh_redis *r, const char *fmt, va_list ap)
 {
-    if (!r || !fmt || r->pending > 0 || ensure(r) != GH_OK)
+    if (r)
+        settle_abandoned_batch(r);
+    if (!r || !fmt || ensure(r) != GH_OK)
         return NULL;
     return check_reply(r, redisvCommand(r->c, fmt, ap));
 }
@@ -292,7 +310,9 @@ redisReply *gh_redis_cmd_timeout(struct gh_redis *r, int timeout_ms, const char 
     va_list ap;
     redisReply *rep;
 
-    if (!r || !fmt || r->pending > 0 || ensure(r) != GH_OK)
+    if (r)
+        settle_abandoned_batch(r);
+    if (!r || !fmt || ensure(r) != GH_OK)
         return NULL;
     if (redisSetTimeout(r->c, ms_to_tv(timeout_ms > 0 ? timeout_ms : r->timeout_ms)) != REDIS_OK) {
         drop_ctx(r, "setting the socket timeout failed");
@@ -308,7 +328,9 @@ redisReply *gh_redis_cmd_timeout(struct gh_redis *r, int timeout_ms, const char 
 
 redisReply *gh_redis_cmdargv(struct gh_redis *r, int argc, const char **argv, const size_t *argvlen)
 {
-    if (!r || argc <= 0 || !argv || r->pending > 0 || ensure(r) != GH_OK)
+    if (r)
+        settle_abandoned_batch(r);
+    if (!r || argc <= 0 || !argv || ensure(r) != GH_OK)
         return NULL;
     return check_reply(r, redisCommandArgv(r->c, argc, argv, argvlen));
 }

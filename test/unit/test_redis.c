@@ -309,6 +309,12 @@ static void test_failed_batch_stays_failed(void **state)
     assert_null(gh_redis_get_reply(r));
     assert_null(gh_redis_get_reply(r));
     assert_null(gh_redis_get_reply(r)); /* nothing pending any more */
+    /* a failed batch that nobody drains does not refuse later commands
+     * forever: the next command settles it (and here fails only because
+     * nothing listens) */
+    assert_int_equal(gh_redis_append(r, "PING"), GH_EREDIS);
+    assert_null(gh_redis_cmd(r, "PING"));
+    assert_null(gh_redis_get_reply(r));
     gh_redis_free(r);
 }
 
@@ -367,14 +373,29 @@ static void test_argv_and_pending_rules(void **state)
     assert_non_null(rep);
     assert_int_equal(rep->integer, 3);
     freeReplyObject(rep);
-    /* While pipelined replies are pending, a plain command is refused. */
+    /* Pipelined replies are read in order. */
     assert_int_equal(gh_redis_append(r, "GET %s", key), GH_OK);
-    assert_null(gh_redis_cmd(r, "PING"));
-    assert_null(gh_redis_cmd_timeout(r, 100, "PING"));
-    assert_null(gh_redis_cmdargv(r, 1, argv, NULL));
     rep = gh_redis_get_reply(r);
     assert_non_null(rep);
     assert_int_equal(rep->len, 3);
+    freeReplyObject(rep);
+    /* A batch whose replies are never read is settled by the next plain
+     * command (the connection is replaced), which then works, and so does
+     * every command after it: nothing stays poisoned. */
+    assert_int_equal(gh_redis_append(r, "GET %s", key), GH_OK);
+    assert_int_equal(gh_redis_append(r, "GET %s", key), GH_OK);
+    rep = gh_redis_cmd(r, "PING");
+    assert_non_null(rep);
+    assert_int_equal(rep->type, REDIS_REPLY_STATUS);
+    freeReplyObject(rep);
+    assert_null(gh_redis_get_reply(r)); /* nothing owed any more */
+    assert_int_equal(gh_redis_append(r, "GET %s", key), GH_OK);
+    rep = gh_redis_cmd_timeout(r, 100, "PING");
+    assert_non_null(rep);
+    freeReplyObject(rep);
+    assert_int_equal(gh_redis_append(r, "GET %s", key), GH_OK);
+    rep = gh_redis_cmdargv(r, 1, argv, NULL);
+    assert_non_null(rep);
     freeReplyObject(rep);
     /* A pipelined reply that times out drops the connection ... */
     assert_int_equal(gh_redis_append(r, "BLPOP %s:none 1", key), GH_OK);
