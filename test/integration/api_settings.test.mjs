@@ -265,13 +265,13 @@ test('a body that is not JSON (or not an object) is 400 invalid_json', async (t)
   assert.equal(settingsRow(gid, 'utility'), undefined);
 });
 
-test('a body over the size limit is 413 too_large', async (t) => {
+test('a body over the size limit is 413 body_too_large', async (t) => {
   const { gid, owner } = await setup(t);
   const body = JSON.stringify({ document: { enabled: true, padding: 'x'.repeat(300 * 1024) }, version: 0 });
   const r = await owner.api('PUT', `/guilds/${gid}/settings/utility`, { body });
   assert.equal(r.status, 413, r.text.slice(0, 300));
   assert.ok(r.body, `413 answer is JSON: ${r.text.slice(0, 300)}`);
-  assert.equal(r.body.error.code, 'too_large', `docs/api.md names the code too_large: ${r.text.slice(0, 300)}`);
+  assert.equal(r.body.error.code, 'body_too_large', `docs/api.md names the code body_too_large: ${r.text.slice(0, 300)}`);
   assert.equal(settingsRow(gid, 'utility'), undefined);
 });
 
