@@ -32,6 +32,7 @@ let dirtyCheck = null;
 let guild = null;
 let lastHash = location.hash;
 let renders = 0;
+let booted = false; // until /auth/me answered, the hash is read by boot() itself
 
 function parseHash() {
   const raw = location.hash.startsWith('#/') ? location.hash.slice(1) : '/';
@@ -129,6 +130,7 @@ async function render() {
 }
 
 window.addEventListener('hashchange', () => {
+  if (!booted) return;
   if (location.hash && !location.hash.startsWith('#/')) {
     history.replaceState(null, '', lastHash || '#/');
     return;
@@ -192,6 +194,7 @@ async function boot() {
     me = null;
   }
   setMe(me);
+  booted = true;
   render();
 }
 
