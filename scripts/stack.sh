@@ -193,7 +193,8 @@ save ""
 maxclients 10000
 CONF
   redis-server "$RUN/redis.conf" || die "Redis did not start (see $RUN/logs/redis.log)"
-  wait_for "Redis" 10 redis-cli -p "$REDIS_PORT" ping
+  # ready means PONG: while it loads the AOF, Redis answers "LOADING" (and ping still exits 0)
+  wait_for "Redis" 30 sh -c "redis-cli -p '$REDIS_PORT' ping | grep -qx PONG"
 }
 
 redis_stop() {

@@ -220,3 +220,53 @@ export function securityEvents(stack, sinceId, { kind, guildId, userId, ip } = {
     `SELECT id::text, guild_id::text, user_id::text, ip, kind, method, path, detail, corr FROM security_events
       WHERE ${where.join(' AND ')} ORDER BY id`, params);
 }
+
+// ---------------------------------------------------------------------------
+// Additions for the dashboard feature tests (api_settings, api_access, api_premium,
+// api_toggle_e2e). Nothing above changes.
+import { exec as storeExec, redis as storeRedis } from './store.mjs';
+
+const sessionCache = new Map(); // "<http url> <user id>" -> logged-in client (one per test process)
+
+/**
+ * A logged-in client for user, shared by the tests of one file (node:test runs each file in
+ * a process of its own): Discord rate-limits logins, a session lasts 24 h. Tests that need a
+ * guild created after the login in the user's guild list call refreshGuilds.
+ */
+export async function sessionFor(stack, user) {
+  const key = `${stack.GH_HTTP_URL} ${user}`;
+  if (!sessionCache.has(key)) sessionCache.set(key, loginAs(stack, user));
+  try {
+    return await sessionCache.get(key);
+  } catch (e) {
+    sessionCache.delete(key);
+    throw e;
+  }
+}
+
+/**
+ * Makes Guildhall read the logged-in user's guild list from Discord again, as it does when
+ * the stored copy is older than 10 minutes (dashboard_users.guilds_fetched_at aged, the Redis
+ * copy bot:{global}:dash:guilds:<user> dropped), until the stored list (what Discord answered,
+ * managed or not) holds every id of guildIds. Discord allows one GET /users/@me/guilds per
+ * second per user; a refused refresh keeps the old list, so this tries again until `timeout`.
+ * Returns the last GET /guilds answer.
+ */
+export async function refreshGuilds(client, guildIds, { timeout = 15000 } = {}) {
+  const ids = [guildIds].flat();
+  const me = await client.get('/auth/me');
+  if (me.status !== 200) throw new Error(`refreshGuilds: /auth/me answered ${me.status}: ${me.text}`);
+  const uid = me.body.user.id;
+  const db = client.stack.DATABASE_URL;
+  let last = null;
+  await waitFor(async () => {
+    storeExec(db, "UPDATE dashboard_users SET guilds_fetched_at = now() - interval '1 day' WHERE id = :'u'", { u: uid });
+    storeRedis(client.stack.REDIS_URL, 'DEL', `bot:{global}:dash:guilds:${uid}`);
+    last = await client.get('/guilds');
+    if (last.status !== 200) return false;
+    const stored = query(db, "SELECT e->>'id' AS id FROM dashboard_users u, jsonb_array_elements(u.guilds) e WHERE u.id = :'u'", { u: uid });
+    const have = new Set(stored.map((r) => r.id));
+    return ids.every((id) => have.has(id));
+  }, { timeout, interval: 250, message: `user ${uid}'s guild list (from Discord) to hold ${ids.join(', ')}` });
+  return last;
+}
