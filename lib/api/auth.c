@@ -316,8 +316,9 @@ void gh_api_auth_callback(struct gh_api_call *c)
     }
     rc = exchange_code(c, code, &tok);
     if (rc != GH_OK) {
-        fail_redirect(c, rc == GH_EHTTP || rc == GH_ETIMEOUT || rc == GH_EUNAVAILABLE ? "discord_unavailable"
-                                                                                      : "exchange_failed");
+        fail_redirect(c, rc == GH_EHTTP || rc == GH_ETIMEOUT || rc == GH_EUNAVAILABLE || rc == GH_ERATELIMIT
+                             ? "discord_unavailable"
+                             : "exchange_failed");
         return;
     }
     rc = bearer_get(c, gh_json_get_str(tok, "access_token"), "/users/@me", &me);

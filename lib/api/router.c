@@ -253,16 +253,20 @@ static int is_write(const char *method)
            strcmp(method, "DELETE") == 0;
 }
 
-/* Parses the session cookie when there is one (no I/O). A bad cookie on a
- * route that needs a session answers 401; on a public route it is ignored. */
-static int check_session(struct gh_api_call *c, unsigned needs)
+/* Parses the session cookie when there is one (no I/O); the verdict is
+ * answered by refuse_session after the rate limits counted the request. */
+static int parse_session(struct gh_api_call *c)
 {
     int rc = gh_session_parse(c);
-    if (rc == GH_OK)
-        return GH_OK;
-    c->user_id = 0;
-    if (!(needs & GH_API_SESSION))
-        return GH_OK;
+    if (rc != GH_OK)
+        c->user_id = 0;
+    return rc;
+}
+
+/* A route that needs a session, without a valid one: 401 (a bad cookie on
+ * a public route is ignored). */
+static int refuse_session(struct gh_api_call *c, int rc)
+{
     switch (rc) {
     case GH_ENOTFOUND:
         gh_api_error(c, 401, "unauthorized", "Log in to use this.");
@@ -389,12 +393,15 @@ static void run(struct gh_api_call *c)
     if (needs & GH_API_GUILD)
         needs |= GH_API_SESSION;
 
-    if (check_session(c, needs) != GH_OK)
-        return;
+    int srv = parse_session(c);
     c->developer = c->user_id != 0 && gh_config_is_developer(c->ctx->cfg, c->user_id);
     c->ctx->log.user_id = c->user_id;
     if (gh_limits_check(c) != GH_OK)
         return;
+    if ((needs & GH_API_SESSION) && srv != GH_OK) {
+        refuse_session(c, srv);
+        return;
+    }
     if ((needs & GH_API_SESSION) && check_live(c) != GH_OK)
         return;
     if ((needs & GH_API_SESSION) && is_write(c->req->method) && !(needs & GH_API_NO_CSRF) &&
