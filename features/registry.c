@@ -9,6 +9,7 @@
 #include "core/err.h"
 #include "core/str.h"
 #include "features/core/core.h"
+#include "features/moderation/moderation.h"
 #include "features/premium/premium.h"
 #include "features/registry.h"
 #include "features/utility/utility.h"
@@ -17,6 +18,7 @@ const struct gh_feature *const gh_features[] = {
     &gh_feature_core,
     &gh_feature_utility,
     &gh_feature_premium,
+    &gh_feature_moderation,
     NULL,
 };
 

@@ -127,6 +127,40 @@ if cookie=$(GH_PROFILE=bench node test/bench/api-login.mjs 2>"$RUN/logs/api-logi
 else
   echo "bench: the API login failed (see $RUN/logs/api-login.log)"; fail=1
 fi
+
+# Moderation: /warn end to end (verify, checks, case insert, Redis count, mod-log job) over 100
+# guilds x 1,000 targets, escalation and DMs off (test/bench/mod-warn.mjs, mod-warn.lua: each
+# signed interaction is sent once). CPU as for /ping: every server-side process.
+echo
+MOD_GUILDS=${BENCH_MOD_GUILDS:-100}; MOD_TARGETS=${BENCH_MOD_TARGETS:-1000}
+echo "bench: signed /warn over $MOD_GUILDS guilds x $MOD_TARGETS targets, escalation off, ${SECS}s, servers on CPU 0"
+if node test/bench/mod-warn.mjs setup "$MOD_GUILDS" 2>"$RUN/logs/mod-warn.log" \
+   && node test/bench/mod-warn.mjs sign "$SEED" "${BENCH_MOD_POOL:-$((SECS * 4000 + 20000))}" "$RUN/pool.lua" \
+        "$MOD_GUILDS" "$MOD_TARGETS" 2>>"$RUN/logs/mod-warn.log"; then
+  parts=("nginx:$(cat "$RUN/nginx.pid")" "fcgi:$(cat "$RUN/interactions.spawn.pid")" "redis:$(cat "$RUN/redis.pid")"
+         "postgres:$pg_pid" "worker:$(cat "$RUN/cron.spawn.pid")")
+  declare -A W0; for p in "${parts[@]}"; do W0[${p%%:*}]=$(test/bench/cpu.py ${p#*:}); done
+  WRK_SCRIPT=test/bench/mod-warn.lua run_one warn "$GH_HTTP_URL" "$OUR_PIDS" "$CONNS" "$FRONT_PIDS"
+  # every request must have written a case (a refusal also answers 200)
+  sent=$(cat "$RUN/pool.lua.sent" 2>/dev/null || echo 0)
+  cases=$(psql -X -A -t -d "$DATABASE_URL" -c "SELECT count(*) FROM mod_cases WHERE type = 'WARN' AND status = 'active' AND guild_id >= 1310000000000000000 AND guild_id < 1320000000000000000" 2>/dev/null || echo 0)
+  echo "warn: $cases WARN cases written for $sent requests sent (warm-up included)"
+  line="warn CPU per request (warm-up included):"
+  for p in "${parts[@]}"; do
+    line+=" ${p%%:*} $(awk -v a="${W0[${p%%:*}]}" -v b="$(test/bench/cpu.py ${p#*:})" -v n="$sent" \
+      'BEGIN{ if (n>0) printf "%.0f", (b-a)*1e6/n; else print "nan"}') µs,"
+  done
+  echo "${line%,}"
+  if [ "${cases:-0}" -lt $((sent * 95 / 100)) ]; then
+    echo "bench: /warn wrote fewer cases than requests: refusals or errors (see $RUN/logs/interactions.log)"; fail=1
+  fi
+  echo "warn p99 at $CONNS connections: $(ms "${P99[warn-$CONNS]}") ms (goal < 20 ms); ${CPU[warn-$CONNS]} req per CPU-s" \
+       "beside signed /ping ${CPU[guildhall-$CONNS]} ($(awk -v a="${CPU[warn-$CONNS]}" -v b="${CPU[guildhall-$CONNS]}" \
+       'BEGIN{ if (b>0) printf "%.2f", a/b; else print "n/a"}')x)"
+else
+  echo "bench: the /warn bench data could not be prepared (see $RUN/logs/mod-warn.log)"; fail=1
+fi
+
 size=$(cat static/*.html static/*.css static/*.js static/js/*.js 2>/dev/null | wc -c)
 echo "dashboard HTML + CSS + JS: $size bytes uncompressed (goal < 150 KB = 153600)"
 [ "$size" -lt 153600 ] || { echo "bench: the dashboard is too large"; fail=1; }

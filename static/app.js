@@ -1,9 +1,10 @@
 // app.js - the dashboard's entry: session, hash router, header, health dot.
 //
 // Routes: #/login, #/guilds, #/g/<id>, #/g/<id>/settings/<feature>,
-// #/g/<id>/access, #/g/<id>/premium, #/dev/jobs, #/dev/shards.
+// #/g/<id>/access, #/g/<id>/premium, #/g/<id>/cases, #/dev/jobs, #/dev/shards.
 import { accessPage } from './js/access.js';
 import { get, health, onUnauthorized, post, setMe } from './js/api.js';
+import { casesPage } from './js/cases.js';
 import { jobsPage, shardsPage } from './js/dev.js';
 import { forgetGuilds, guildsPage, overviewPage } from './js/guilds.js';
 import { loginPage } from './js/login.js';
@@ -19,6 +20,7 @@ const ROUTES = [
   { re: new RegExp(`^/g/${ID}/settings/([a-z0-9_-]{1,32})$`), page: settingsPage },
   { re: new RegExp(`^/g/${ID}/access$`), page: accessPage },
   { re: new RegExp(`^/g/${ID}/premium$`), page: premiumPage },
+  { re: new RegExp(`^/g/${ID}/cases$`), page: casesPage },
   { re: /^\/dev\/jobs$/, page: jobsPage, dev: true },
   { re: /^\/dev\/shards$/, page: shardsPage, dev: true },
 ];

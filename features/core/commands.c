@@ -432,7 +432,8 @@ static int help_all(struct gh_ctx *ctx, const struct gh_interaction *ix, struct 
             state = feature_enabled_here(ctx, ix, f) ? "enabled in this server" : "disabled in this server";
         gh_buf_printf(&b, "%s**%s** (%s)\n", i ? "\n" : "", f->title, state);
         for (size_t j = 0; j < f->n_commands; j++)
-            help_command_lines(&b, &f->commands[j]);
+            if (f->commands[j].type == 1) /* context menus are not typed: not listed */
+                help_command_lines(&b, &f->commands[j]);
         if (b.len == mark) { /* the buffer is full: say so instead of cutting a line */
             gh_buf_puts(&b, "...");
             break;
@@ -457,7 +458,7 @@ out:
 static int help_one(struct gh_ctx *ctx, const struct gh_interaction *ix, const char *want, struct gh_buf *out)
 {
     const struct gh_feature *f = NULL;
-    const struct gh_command *c = gh_registry_command(want, 0, &f);
+    const struct gh_command *c = gh_registry_command(want, 1, &f);
     json_object *embed = NULL;
     struct gh_buf b;
     char title[64], where[64], perms[256];
@@ -542,6 +543,8 @@ static int help_autocomplete(const struct gh_interaction *ix, struct gh_buf *out
         for (size_t i = 0; gh_features[i]; i++)
             for (size_t j = 0; j < gh_features[i]->n_commands; j++) {
                 const char *name = gh_features[i]->commands[j].name;
+                if (gh_features[i]->commands[j].type != 1)
+                    continue; /* context menus have no /name */
                 if (pass == 0 ? ci_prefix(name, typed) : ci_contains(name, typed))
                     choice_add(choices, name, name);
             }

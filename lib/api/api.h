@@ -92,6 +92,8 @@ void gh_api_dispatch(struct gh_ctx *ctx, const struct gh_http_req *req, struct g
 /* The route table as JSON ([{method, path, needs:[...], premium_rank, rate_limit, summary}]). */
 int gh_api_routes_json(struct gh_buf *out);
 
+/* Query parameter value (percent-decoded) into out; 1 found, 0 not. */
+int gh_api_query(const struct gh_http_req *req, const char *name, char *out, size_t n);
 /* Path parameter by name; NULL when the route has none of that name. */
 const char *gh_api_param(const struct gh_api_call *c, const char *name);
 

@@ -102,8 +102,6 @@ int gh_api_record_install(struct gh_ctx *ctx, uint64_t guild_id, const char *nam
 json_object *gh_api_str_or_null(const char *s);
 json_object *gh_api_snowflake(uint64_t id);
 json_object *gh_api_iso_or_null(int64_t ms);
-/* Query parameter value (percent-decoded) into out; 1 found, 0 not. */
-int gh_api_query(const struct gh_http_req *req, const char *name, char *out, size_t n);
 /* Percent-encodes s for a URL query. */
 int gh_api_urlencode(const char *s, char *out, size_t n);
 

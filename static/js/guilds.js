@@ -113,6 +113,7 @@ function installRow(g) {
 // ------------------------------------------------------------- guild frame
 const TABS = [
   ['', 'Overview'],
+  ['cases', 'Cases'],
   ['premium', 'Premium'],
   ['access', 'Access'],
 ];
@@ -130,6 +131,7 @@ export async function guildFrame(view, id, active, { fresh = false } = {}) {
   const tabs = h('nav', { class: 'tabs', 'aria-label': 'Server' });
   for (const [path, label] of TABS) {
     if (path === 'access' && !guild.can_manage_access) continue;
+    if (path === 'cases' && !(guild.features ?? []).some((f) => f.name === 'moderation')) continue;
     const href = `#/g/${id}${path ? `/${path}` : ''}`;
     tabs.append(h('a', { href, text: label, 'aria-current': active === path ? 'page' : null }));
   }

@@ -271,3 +271,53 @@ browserTest('a guild named <img src=x onerror=alert(1)> renders as text', 'xss',
   assert.deepEqual(page.dialogs, [], 'no dialog fired');
   assert.deepEqual(unexpectedErrors(page, [BOOT_401]), [], 'no console errors');
 });
+
+browserTest('the Cases page: two cases, filter by type, open one, edit its reason', 'cases', async (page, t) => {
+  // exec is not in this file's imports (this test is added at the end, on its own)
+  const { exec } = await import('../lib/store.mjs');
+  const g = makeGuild({ name: 'Cases Test', ids: { guild: snowflake() }, botUserId: stack.DISCORD_APPLICATION_ID });
+  t.after(() => {
+    const errors = cleanupGuild(stack, g.guild.id);
+    if (errors.length) process.stderr.write(`# cleanup of guild ${g.guild.id}: ${errors.join('; ')}\n`);
+  });
+  await fake.addGuild(g);
+  const installed = await fake.install(g.guild.id, users.owner.id);
+  assert.ok(installed.status >= 200 && installed.status < 300, `APPLICATION_AUTHORIZED accepted: ${JSON.stringify(installed).slice(0, 300)}`);
+  exec(stack.DATABASE_URL, `
+INSERT INTO mod_cases (guild_id, number, type, status, target_id, moderator_id, reason, error, created_at) VALUES
+  (:'g', 1, 'WARN', 'active', :'t', :'m', 'spam in #general', NULL, now() - interval '2 days'),
+  (:'g', 2, 'BAN', 'failed', :'t', :'m', 'scam links', 'Missing Permissions', now() - interval '1 day');
+INSERT INTO mod_case_counters (guild_id, last_number) VALUES (:'g', 2);`,
+  { g: g.guild.id, t: users.member.id, m: users.moderator.id });
+  const caseRow = (n) => query(stack.DATABASE_URL, "SELECT reason FROM mod_cases WHERE guild_id = :'g' AND number = :'n'", { g: g.guild.id, n: String(n) })[0];
+
+  await login(page);
+  await page.goto(`/#/g/${g.guild.id}`);
+  await page.locator('.features').waitFor();
+  await page.locator('nav.tabs').getByRole('link', { name: 'Cases' }).click();
+  await page.waitForURL(new RegExp(`#/g/${g.guild.id}/cases$`));
+  const rows = page.locator('.cases-list tbody tr');
+  await waitFor(async () => (await rows.count()) === 2, { message: 'both cases listed' });
+  const failed = page.locator('tr.failed');
+  assert.equal(await failed.getAttribute('data-case'), '2', 'the failed ban is the row marked failed');
+  assert.match(await failed.innerText(), /Discord refused: Missing Permissions/);
+
+  await page.getByLabel('Type').selectOption('WARN');
+  await page.getByRole('button', { name: 'Apply filters' }).click();
+  await waitFor(async () => (await rows.count()) === 1 && (await rows.first().getAttribute('data-case')) === '1',
+    { message: 'only the warning left after filtering by type' });
+  assert.match(page.url(), /#\/g\/[0-9]+\/cases\?type=WARN$/, 'the filter is kept in the address');
+
+  await page.getByRole('button', { name: 'Open case 1' }).click();
+  await page.getByRole('heading', { name: 'Case #1' }).waitFor();
+  await page.getByLabel('Edit the reason').fill('spam in #general, edited in the browser');
+  await page.getByRole('button', { name: 'Save reason' }).click();
+  await page.getByText('Case #1: reason saved.').waitFor();
+  assert.equal(caseRow(1).reason, 'spam in #general, edited in the browser', 'mod_cases holds the new reason');
+  await page.locator('.case-detail dd').getByText('edited in the browser').waitFor();
+  assert.doesNotMatch(await page.locator('.case-detail').innerText(), /\bnull\b|undefined/, 'no empty value printed');
+  await screenshot(page, 'cases');
+
+  assert.deepEqual(unexpectedErrors(page, [BOOT_401]), [], 'no console errors');
+  assert.deepEqual(page.dialogs, [], 'no dialog');
+});

@@ -471,6 +471,145 @@ describe('moderation routes', () => {
   });
 });
 
+describe('moderation: DMs, channels, overwrites, limits', () => {
+  test('DM channel: one per user, messages recorded, closed DMs and strangers get 50007', async () => {
+    await fake.reset();
+    const open = await api('POST', '/users/@me/channels', { body: { recipient_id: users.member.id } });
+    assert.equal(open.status, 200);
+    assert.equal(open.json.type, 1);
+    assert.equal(open.json.recipients[0].id, users.member.id);
+    const again = await api('POST', '/users/@me/channels', { body: { recipient_id: users.member.id } });
+    assert.equal(again.json.id, open.json.id);
+    const dm = open.json.id;
+    const sent = await api('POST', `/channels/${dm}/messages`, { body: { content: 'You were warned', allowed_mentions: { parse: [] } } });
+    assert.equal(sent.status, 200);
+    let st = await fake.state();
+    assert.deepEqual(st.messages[dm].map((m) => m.content), ['You were warned']);
+    assert.ok(st.dm_channels.some((c) => c.id === dm));
+    assert.equal((await api('GET', `/channels/${dm}`)).json.type, 1);
+
+    // closed DMs: 403 50007 until opened again
+    const ctl = await fetch(`${base}/_fake/users/${users.member.id}/dms`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ closed: true }) });
+    assert.deepEqual(await ctl.json(), { user_id: users.member.id, dms_closed: true });
+    const closed = await api('POST', `/channels/${dm}/messages`, { body: { content: 'again' } });
+    assert.equal(closed.status, 403);
+    assert.equal(closed.json.code, 50007);
+    await fetch(`${base}/_fake/users/${users.member.id}/dms`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ closed: false }) });
+    assert.equal((await api('POST', `/channels/${dm}/messages`, { body: { content: 'open' } })).status, 200);
+
+    // a user who shares no server with the bot cannot be DMed (why moderation DMs before a ban)
+    st = await fake.state();
+    assert.ok(Object.values(st.members).every((list) => !list.some((m) => m.user.id === users.dm.id)));
+    const stranger = (await api('POST', '/users/@me/channels', { body: { recipient_id: users.dm.id } })).json.id;
+    assert.equal((await api('POST', `/channels/${stranger}/messages`, { body: { content: 'x' } })).json.code, 50007);
+
+    // bad bodies and unknown users; no bulk delete in a DM
+    const missing = await api('POST', '/users/@me/channels', { body: {} });
+    assert.equal(missing.status, 400);
+    assert.equal(missing.json.errors.recipient_id._errors[0].code, 'BASE_TYPE_REQUIRED');
+    assert.equal((await api('POST', '/users/@me/channels', { body: { recipient_id: 'abc' } })).json.code, 50035);
+    assert.equal((await api('POST', '/users/@me/channels', { body: { recipient_id: '1' } })).json.code, 10013);
+    const bulk = await api('POST', `/channels/${dm}/messages/bulk-delete`, { body: { messages: [sent.json.id, snowflake()] } });
+    assert.equal(bulk.json.code, 50003);
+
+    // reset forgets DM channels and closed DMs
+    await fake.reset();
+    st = await fake.state();
+    assert.deepEqual(st.dm_channels, []);
+    assert.deepEqual(st.dms_closed, []);
+  });
+
+  test('PATCH channel: slowmode 0..21600 validated, stored, audited; not on a DM', async () => {
+    await fake.reset();
+    const ch = testGuildA.channels.general.id;
+    const ok = await api('PATCH', `/channels/${ch}`, { body: { rate_limit_per_user: 30 }, headers: { 'X-Audit-Log-Reason': encodeURIComponent('slowmode by alice') } });
+    assert.equal(ok.status, 200);
+    assert.equal(ok.json.rate_limit_per_user, 30);
+    assert.equal((await api('GET', `/channels/${ch}`)).json.rate_limit_per_user, 30);
+    const st = await fake.state();
+    assert.ok(st.audit_log.some((e) => e.action_type === 11 && e.target_id === ch && e.reason === 'slowmode by alice'));
+    for (const [v, code] of [[21601, 'NUMBER_TYPE_MAX'], [-1, 'NUMBER_TYPE_MIN'], ['5', 'NUMBER_TYPE_COERCE'], [1.5, 'NUMBER_TYPE_COERCE']]) {
+      const r = await api('PATCH', `/channels/${testGuildA.channels.modLog.id}`, { body: { rate_limit_per_user: v } });
+      assert.equal(r.status, 400, `rate_limit_per_user ${v}`);
+      assert.equal(r.json.code, 50035);
+      assert.equal(r.json.errors.rate_limit_per_user._errors[0].code, code);
+    }
+    assert.equal((await api('PATCH', `/channels/${testGuildA.channels.welcome.id}`, { body: { rate_limit_per_user: 21600 } })).status, 200);
+    assert.equal((await api('PATCH', `/channels/${testGuildA.channels.welcome.id}`, { body: { rate_limit_per_user: 0 } })).json.rate_limit_per_user, 0);
+    const dm = (await api('POST', '/users/@me/channels', { body: { recipient_id: users.member.id } })).json.id;
+    assert.equal((await api('PATCH', `/channels/${dm}`, { body: { rate_limit_per_user: 5 } })).json.code, 50003);
+    const recorded = await fake.requests({ method: 'PATCH', path: `/api/v10/channels/${testGuildA.channels.modLog.id}` });
+    assert.ok(recorded.length >= 4 && recorded.every((r) => r.valid === false));
+  });
+
+  test('permission overwrites: put, update, delete; validated; the bot cannot grant what it lacks', async () => {
+    await fake.reset();
+    const ch = testGuildB.channels.general.id;
+    const everyone = testGuildB.guild.id;
+    const put = (id, body) => api('PUT', `/channels/${ch}/permissions/${id}`, { body });
+    // refusals on another channel: 10 overwrite calls per 10 s per channel, as on Discord
+    const other = testGuildB.channels.welcome.id;
+    const bad = (id, body) => api('PUT', `/channels/${other}/permissions/${id}`, { body });
+    assert.equal((await put(everyone, { type: 0, deny: '2048' })).status, 204);
+    assert.equal((await put(everyone, { type: 0, allow: '1024', deny: '2048' })).status, 204);
+    assert.equal((await put(users.member.id, { type: 1, allow: '2048' })).status, 204);
+    let c = (await api('GET', `/channels/${ch}`)).json;
+    assert.deepEqual(c.permission_overwrites, [
+      { id: everyone, type: 0, allow: '1024', deny: '2048' },
+      { id: users.member.id, type: 1, allow: '2048', deny: '0' },
+    ]);
+    const badType = await bad(everyone, { type: 3 });
+    assert.equal(badType.json.errors.type._errors[0].code, 'BASE_TYPE_CHOICES');
+    assert.equal((await bad(everyone, { type: 0, allow: 'abc' })).json.errors.allow._errors[0].code, 'NUMBER_TYPE_COERCE');
+    assert.equal((await bad(everyone, { deny: '2048' })).json.errors.type._errors[0].code, 'BASE_TYPE_REQUIRED');
+    assert.equal((await bad('42', { type: 0, deny: '2048' })).json.code, 10011);
+    assert.equal((await bad('42', { type: 1, deny: '2048' })).json.code, 10007);
+    const admin = await bad(everyone, { type: 0, deny: '8' }); // ADMINISTRATOR: the bot lacks it
+    assert.equal(admin.status, 403);
+    assert.equal(admin.json.code, 50013);
+    assert.equal((await api('DELETE', `/channels/${ch}/permissions/${users.member.id}`)).status, 204);
+    assert.equal((await api('DELETE', `/channels/${ch}/permissions/${users.member.id}`)).json.code, 10009);
+    c = (await api('GET', `/channels/${ch}`)).json;
+    assert.deepEqual(c.permission_overwrites.map((o) => o.id), [everyone]);
+    const st = await fake.state();
+    assert.deepEqual(st.audit_log.filter((e) => e.target_id === ch).map((e) => e.action_type), [13, 14, 13, 15]);
+  });
+
+  test('enforce_nonce: the same nonce within minutes returns the first message', async () => {
+    await fake.reset();
+    const ch = testGuildB.channels.modLog.id;
+    const body = { embeds: [{ title: 'Case #1' }], nonce: 'case-1', enforce_nonce: true, allowed_mentions: { parse: [] } };
+    const a = await api('POST', `/channels/${ch}/messages`, { body });
+    const b = await api('POST', `/channels/${ch}/messages`, { body });
+    assert.equal(a.status, 200);
+    assert.equal(b.json.id, a.json.id);
+    const c = await api('POST', `/channels/${ch}/messages`, { body: { ...body, enforce_nonce: false } });
+    assert.notEqual(c.json.id, a.json.id);
+    assert.equal((await fake.state()).messages[ch].length, 2);
+  });
+
+  test('bans, timeouts and roles enforce hierarchy and limits as Discord does', async () => {
+    await fake.reset();
+    const g = testGuildA.guild.id;
+    // the admin's role sits above the bot's: no ban, kick, timeout or role change
+    assert.equal((await api('PUT', `/guilds/${g}/bans/${users.admin.id}`, { body: {} })).json.code, 50013);
+    assert.equal((await api('DELETE', `/guilds/${g}/members/${users.admin.id}`)).json.code, 50013);
+    const until = new Date(Date.now() + 60000).toISOString();
+    assert.equal((await api('PATCH', `/guilds/${g}/members/${users.owner.id}`, { body: { communication_disabled_until: until } })).json.code, 50013);
+    // a role above the bot cannot be given through a roles PATCH (a jail restore) either
+    const up = await api('PATCH', `/guilds/${g}/members/${users.member.id}`, { body: { roles: [testGuildA.roles.admin.id] } });
+    assert.equal(up.json.code, 50013);
+    // delete_message_seconds 0..604800; the edge passes
+    assert.equal((await api('PUT', `/guilds/${g}/bans/${users.muted.id}`, { body: { delete_message_seconds: -1 } })).json.code, 50035);
+    assert.equal((await api('PUT', `/guilds/${g}/bans/${users.muted.id}`, { body: { delete_message_seconds: 604801 } })).json.code, 50035);
+    assert.equal((await api('PUT', `/guilds/${g}/bans/${users.muted.id}`, { body: { delete_message_seconds: 604800 } })).status, 204);
+    // timeouts up to 28 days; null lifts one
+    assert.equal((await api('PATCH', `/guilds/${g}/members/${users.member.id}`, { body: { communication_disabled_until: new Date(Date.now() + 28 * 86400000 - 5000).toISOString() } })).status, 200);
+    const lifted = await api('PATCH', `/guilds/${g}/members/${users.member.id}`, { body: { communication_disabled_until: null } });
+    assert.equal(lifted.json.communication_disabled_until, null);
+  });
+});
+
 describe('gateway, OAuth2, reset', () => {
   test('GET /gateway/bot', async () => {
     const r = await api('GET', '/gateway/bot');

@@ -823,6 +823,8 @@ static void test_help_lists_every_command(void **state)
         assert_non_null(strstr(t, gh_features[i]->title));
         for (size_t j = 0; j < gh_features[i]->n_commands; j++) {
             char want[64];
+            if (gh_features[i]->commands[j].type != 1)
+                continue; /* context menus are not listed */
             snprintf(want, sizeof(want), "`/%s", gh_features[i]->commands[j].name);
             if (!strstr(t, want))
                 fail_msg("/help does not list %s", want);
@@ -871,14 +873,31 @@ static void test_help_autocomplete(void **state)
     assert_int_equal(resp_type(r), 8);
     choices = path(path(r, "data", NULL), "choices", NULL);
     assert_non_null(choices);
-    /* Prefix matches first (serverinfo, status), then the rest containing "s" (userinfo). */
-    assert_int_equal(json_object_array_length(choices), 3);
-    assert_string_equal(json_object_get_string(path(json_object_array_get_idx(choices, 0), "value", NULL)),
-                        "status");
-    assert_string_equal(json_object_get_string(path(json_object_array_get_idx(choices, 1), "value", NULL)),
-                        "serverinfo");
-    assert_string_equal(json_object_get_string(path(json_object_array_get_idx(choices, 2), "value", NULL)),
-                        "userinfo");
+    /* Prefix matches first, then the rest containing "s": slash commands only,
+     * up to Discord's 25 choices. */
+    {
+        size_t prefix = 0, contains = 0, n = json_object_array_length(choices), seen_other = 0;
+        for (size_t i = 0; gh_features[i]; i++)
+            for (size_t j = 0; j < gh_features[i]->n_commands; j++) {
+                const struct gh_command *c = &gh_features[i]->commands[j];
+                if (c->type != 1)
+                    continue;
+                if (c->name[0] == 's')
+                    prefix++;
+                else if (strchr(c->name, 's'))
+                    contains++;
+            }
+        assert_int_equal(n, prefix + contains < 25 ? prefix + contains : 25);
+        for (size_t k = 0; k < n; k++) {
+            const char *v =
+                json_object_get_string(path(json_object_array_get_idx(choices, k), "value", NULL));
+            assert_non_null(strchr(v, 's'));
+            if (v[0] != 's')
+                seen_other = 1;
+            else
+                assert_false(seen_other); /* no prefix match after a contains match */
+        }
+    }
     json_object_put(r);
     gh_interaction_cleanup(&ix);
 
@@ -887,9 +906,10 @@ static void test_help_autocomplete(void **state)
     r = run(fx, "help", &ix, GH_OK);
     choices = path(path(r, "data", NULL), "choices", NULL);
     {
-        size_t total = 0; /* every command, up to Discord's 25 choices */
+        size_t total = 0; /* every slash command, up to Discord's 25 choices */
         for (size_t i = 0; gh_features[i]; i++)
-            total += gh_features[i]->n_commands;
+            for (size_t j = 0; j < gh_features[i]->n_commands; j++)
+                total += gh_features[i]->commands[j].type == 1;
         assert_int_equal(json_object_array_length(choices), total < 25 ? total : 25);
     }
     json_object_put(r);
@@ -1051,9 +1071,18 @@ static void test_feature_autocomplete(void **state)
     r = run(fx, "feature", &ix, GH_OK);
     assert_int_equal(resp_type(r), 8);
     choices = path(path(r, "data", NULL), "choices", NULL);
-    assert_int_equal(json_object_array_length(choices), 1); /* core can't be disabled: not offered */
-    assert_string_equal(json_object_get_string(path(json_object_array_get_idx(choices, 0), "value", NULL)),
-                        "utility");
+    {
+        size_t n = 0; /* only features that can be turned off (core and premium cannot) */
+        for (size_t i = 0; gh_features[i]; i++)
+            n += gh_features[i]->can_disable;
+        assert_int_equal(json_object_array_length(choices), n);
+        for (size_t k = 0; k < n; k++) {
+            const struct gh_feature *f = gh_registry_feature(
+                json_object_get_string(path(json_object_array_get_idx(choices, k), "value", NULL)));
+            assert_non_null(f);
+            assert_true(f->can_disable);
+        }
+    }
     json_object_put(r);
     gh_interaction_cleanup(&ix);
 

@@ -14,6 +14,7 @@
 #include "core/err.h"
 #include "core/str.h"
 #include "features/core/core.h"
+#include "features/moderation/moderation.h"
 #include "features/premium/premium.h"
 #include "features/registry.h"
 #include "features/utility/utility.h"
@@ -116,10 +117,11 @@ static void test_feature_table(void **state)
     (void)state;
     for (; gh_features[n]; n++)
         ;
-    assert_int_equal(n, 3);
+    assert_int_equal(n, 4);
     assert_ptr_equal(gh_features[0], &gh_feature_core);
     assert_ptr_equal(gh_features[1], &gh_feature_utility);
     assert_ptr_equal(gh_features[2], &gh_feature_premium);
+    assert_ptr_equal(gh_features[3], &gh_feature_moderation);
     for (size_t i = 0; i < n; i++) {
         assert_true(valid_name(gh_features[i]->name));
         assert_non_null(gh_features[i]->title);
@@ -133,6 +135,8 @@ static void test_feature_table(void **state)
     assert_true(gh_feature_utility.default_enabled);
     assert_false(gh_feature_premium.can_disable);
     assert_true(gh_feature_premium.default_enabled);
+    assert_true(gh_feature_moderation.can_disable);
+    assert_true(gh_feature_moderation.default_enabled);
 }
 
 static void test_feature_lookup(void **state)
@@ -212,7 +216,7 @@ static void test_component_lookup(void **state)
 
 static void test_commands_obey_discord_limits(void **state)
 {
-    size_t chat_input = 0;
+    size_t chat_input = 0, user_cmds = 0;
 
     (void)state;
     for (size_t i = 0; gh_features[i]; i++) {
@@ -221,6 +225,17 @@ static void test_commands_obey_discord_limits(void **state)
             const struct gh_command *c = &f->commands[j];
             json_object *opts = NULL;
 
+            if (c->type == 2) { /* USER context menu: any case and spaces, empty description, no options */
+                if (!c->name || utf8_len(c->name) < 1 || utf8_len(c->name) > 32)
+                    fail_msg("user command name '%s' must be 1..32 characters", c->name ? c->name : "(null)");
+                if (!c->description || c->description[0])
+                    fail_msg("user command '%s': the description must be empty", c->name);
+                assert_null(c->options_json);
+                assert_non_null(c->handler);
+                assert_int_equal(c->contexts, GH_CTX_GUILD);
+                user_cmds++;
+                continue;
+            }
             if (!valid_name(c->name))
                 fail_msg("command name '%s' breaks ^[-_a-z0-9]{1,32}$", c->name);
             if (!valid_description(c->description))
@@ -251,6 +266,7 @@ static void test_commands_obey_discord_limits(void **state)
         }
     }
     assert_true(chat_input <= 100);
+    assert_true(user_cmds <= 15); /* Discord's limit on USER commands */
 }
 
 static void test_contexts_of_core(void **state)

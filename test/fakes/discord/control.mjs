@@ -20,6 +20,7 @@
 //   POST   /_fake/oauth/token            {user_id, scope?}: a Bearer token without the browser
 //   POST   /_fake/oauth/default-user     {user_id|null}: who the authorize page consents as
 //   POST   /_fake/oauth/deny             {count=1}: the next authorize calls redirect with error=access_denied
+//   POST   /_fake/users/{id}/dms         {closed=true}: the user's DMs closed (messages -> 403 50007) or open again
 //   POST   /_fake/sign                   {body: string, timestamp?, wrong_key?} -> {signature, timestamp}
 //   POST   /_fake/oauth/token            {user_id, scope?} -> a Bearer token without the browser dance
 import { DEMO_GUILD_ID, interactionToken } from '../../lib/fixtures.mjs';
@@ -51,7 +52,7 @@ function filterRequests(log, q) {
 
 function stateView(store) {
   const st = store.st;
-  const view = { guilds: [], members: {}, roles: {}, channels: {}, bans: {}, messages: {}, commands: st.commands, audit_log: st.audit_log, interactions: [] };
+  const view = { guilds: [], members: {}, roles: {}, channels: {}, bans: {}, messages: {}, commands: st.commands, audit_log: st.audit_log, interactions: [], dm_channels: Object.values(st.dm_channels ?? {}), dms_closed: Object.keys(st.dms_closed ?? {}) };
   for (const g of Object.values(st.guilds)) {
     const gid = g.guild.id;
     view.guilds.push(g.guild);
@@ -353,6 +354,12 @@ export async function handleControl(ctx, req) {
     default: {
       const m = /^\/_fake\/entitlements(?:\/([0-9]+))?$/.exec(path);
       if (m) return entitlementRoute(ctx, method, m[1] ?? null, b);
+      const dms = /^\/_fake\/users\/([0-9]+)\/dms$/.exec(path);
+      if (dms && method === 'POST') {
+        if (!ctx.store.user(dms[1])) return bad('unknown user');
+        ctx.store.setDmsClosed(dms[1], b?.closed !== false);
+        return reply(200, { user_id: dms[1], dms_closed: ctx.store.dmsClosed(dms[1]) });
+      }
       return reply(404, { error: `no control route ${method} ${path}` });
     }
   }

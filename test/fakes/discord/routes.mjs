@@ -7,7 +7,7 @@
 import crypto from 'node:crypto';
 import { PERMISSION_BITS } from '../../lib/fixtures.mjs';
 import { snowflake, snowflakeTime } from '../../lib/snowflake.mjs';
-import { messageHasBody } from './validate.mjs';
+import { issue, messageHasBody, toDiscordErrors, toFlat } from './validate.mjs';
 import { discordTime, ALL_PERMS } from './state.mjs';
 import { addBotToGuild, authorizedData, buildEvent, deliverInBackground, fullGuild } from './webhooks.mjs';
 
@@ -34,7 +34,19 @@ const E = {
   invalidWebhookToken: () => fail(401, 50027, 'Invalid Webhook Token'),
   tooOldToBulkDelete: () => fail(400, 50034, 'You can only bulk delete messages that are under 14 days old.'),
   alreadyAcknowledged: () => fail(400, 40060, 'Interaction has already been acknowledged.'),
+  unknownOverwrite: () => fail(404, 10009, 'Unknown Overwrite'),
+  cannotDm: () => fail(403, 50007, 'Cannot send messages to this user'),
+  dmChannelAction: () => fail(403, 50003, 'Cannot execute action on a DM channel'),
 };
+
+/** A 400 50035 answer for issues found by a handler (bodies the shared schemas do not cover). */
+function invalidBody(req, issues) {
+  req.record.valid = false;
+  req.record.errors = toFlat(issues);
+  return reply(400, { code: 50035, errors: toDiscordErrors(issues), message: 'Invalid Form Body' });
+}
+const SNOWFLAKE_STR = /^[0-9]{1,20}$/;
+const PERMISSIONS_STR = /^(0|[1-9][0-9]{0,16})$/;
 
 export const RL = {
   gateway: { name: 'gateway_bot', limit: 5, windowMs: 5000 },
@@ -58,6 +70,9 @@ export const RL = {
   callback: { name: 'interaction_callback', limit: 5, windowMs: 2000 },
   oauth: { name: 'oauth2_token', limit: 10, windowMs: 10000 },
   entitlements: { name: 'application_entitlements', limit: 10, windowMs: 1000 },
+  dmCreate: { name: 'users_me_channels', limit: 10, windowMs: 1000 },
+  channelModify: { name: 'channel_modify', limit: 5, windowMs: 5000 },
+  channelPermissions: { name: 'channel_permissions', limit: 10, windowMs: 10000 },
 };
 
 function publicMessage(m) {
@@ -294,6 +309,19 @@ R('GET', '/users/@me/guilds', { auth: 'bot_or_bearer', rl: RL.myGuilds, scope: '
   if (req.query.before) list = list.filter((g) => BigInt(g.id) < BigInt(req.query.before));
   return reply(200, list.slice(0, page.limit));
 });
+// POST /users/@me/channels {recipient_id}: the DM channel with a user (the same one each time).
+// Messages to it are recorded like any channel's; sending fails with 403 50007 when the user
+// closed their DMs (POST /_fake/users/{id}/dms {closed}) or shares no server with the bot.
+R('POST', '/users/@me/channels', { auth: 'bot', rl: RL.dmCreate }, (ctx, req) => {
+  const b = req.body;
+  if (!b || typeof b !== 'object' || Array.isArray(b)) return invalidBody(req, [issue([], 'DICT_TYPE_CONVERT', 'Only dictionaries may be used in a DictType')]);
+  if (b.recipient_id === undefined || b.recipient_id === null) return invalidBody(req, [issue(['recipient_id'], 'BASE_TYPE_REQUIRED', 'This field is required')]);
+  if (typeof b.recipient_id !== 'string' || !SNOWFLAKE_STR.test(b.recipient_id)) {
+    return invalidBody(req, [issue(['recipient_id'], 'NUMBER_TYPE_COERCE', `Value "${b.recipient_id}" is not snowflake.`)]);
+  }
+  if (!ctx.store.user(b.recipient_id) || b.recipient_id === ctx.applicationId) return E.unknownUser();
+  return reply(200, structuredClone(ctx.store.dmChannel(b.recipient_id)));
+});
 R('GET', '/users/:user_id', { auth: 'bot', rl: RL.me }, (ctx, req) => {
   const u = ctx.store.user(req.params.user_id);
   return u ? reply(200, structuredClone(u)) : E.unknownUser();
@@ -320,11 +348,121 @@ R('GET', '/channels/:channel_id', { auth: 'bot', rl: RL.guildRead, major: 'chann
   return error ?? reply(200, channel);
 });
 
+// PATCH /channels/{c} (guild text channels): the fields moderation and settings change.
+// rate_limit_per_user 0..21600 (slowmode), name 1..100, topic <= 1024, nsfw, permission_overwrites
+// (replaces the list). Needs MANAGE_CHANNELS; a DM channel answers 50003.
+const CHANNEL_PATCH_KEYS = new Set(['name', 'topic', 'nsfw', 'rate_limit_per_user', 'permission_overwrites', 'position', 'parent_id']);
+function overwriteIssues(o, path) {
+  const out = [];
+  if (!o || typeof o !== 'object' || Array.isArray(o)) return [issue(path, 'DICT_TYPE_CONVERT', 'Only dictionaries may be used in a DictType')];
+  if (typeof o.id !== 'string' || !SNOWFLAKE_STR.test(o.id)) out.push(issue([...path, 'id'], 'NUMBER_TYPE_COERCE', `Value "${o.id}" is not snowflake.`));
+  if (o.type !== 0 && o.type !== 1) out.push(issue([...path, 'type'], 'BASE_TYPE_CHOICES', 'Value must be one of {0, 1}.'));
+  for (const k of ['allow', 'deny']) {
+    const v = o[k];
+    if (v === undefined || v === null) continue;
+    if (!(typeof v === 'string' && PERMISSIONS_STR.test(v)) && !(Number.isInteger(v) && v >= 0)) {
+      out.push(issue([...path, k], 'NUMBER_TYPE_COERCE', `Value "${v}" is not int.`));
+    }
+  }
+  return out;
+}
+R('PATCH', '/channels/:channel_id', { auth: 'bot', rl: RL.channelModify, major: 'channel_id' }, (ctx, req) => {
+  const { guild, channel, dm, error } = needChannel(ctx, req);
+  if (error) return error;
+  if (dm) return E.dmChannelAction();
+  const b = req.body;
+  if (!b || typeof b !== 'object' || Array.isArray(b)) return invalidBody(req, [issue([], 'DICT_TYPE_CONVERT', 'Only dictionaries may be used in a DictType')]);
+  const issues = [];
+  for (const k of Object.keys(b)) if (!CHANNEL_PATCH_KEYS.has(k)) issues.push(issue([k], 'UNKNOWN_FIELD', `The fake does not model channel field ${k}.`));
+  if ('rate_limit_per_user' in b && b.rate_limit_per_user !== null) {
+    const v = b.rate_limit_per_user;
+    if (!Number.isInteger(v)) issues.push(issue(['rate_limit_per_user'], 'NUMBER_TYPE_COERCE', `Value "${v}" is not int.`));
+    else if (v < 0) issues.push(issue(['rate_limit_per_user'], 'NUMBER_TYPE_MIN', 'int value should be greater than or equal to 0.'));
+    else if (v > 21600) issues.push(issue(['rate_limit_per_user'], 'NUMBER_TYPE_MAX', 'int value should be less than or equal to 21600.'));
+  }
+  if ('name' in b && (typeof b.name !== 'string' || b.name.length < 1 || b.name.length > 100)) {
+    issues.push(issue(['name'], 'BASE_TYPE_BAD_LENGTH', 'Must be between 1 and 100 in length.'));
+  }
+  if ('topic' in b && b.topic !== null && (typeof b.topic !== 'string' || b.topic.length > 1024)) {
+    issues.push(issue(['topic'], 'BASE_TYPE_MAX_LENGTH', 'Must be 1024 or fewer in length.'));
+  }
+  if ('nsfw' in b && b.nsfw !== null && typeof b.nsfw !== 'boolean') issues.push(issue(['nsfw'], 'BASE_TYPE_BOOLEAN', 'Must be either true or false.'));
+  if ('permission_overwrites' in b && b.permission_overwrites !== null) {
+    if (!Array.isArray(b.permission_overwrites)) issues.push(issue(['permission_overwrites'], 'BASE_TYPE_ARRAY', 'Must be an array.'));
+    else if (b.permission_overwrites.length > 100) issues.push(issue(['permission_overwrites'], 'BASE_TYPE_MAX_LENGTH', 'Must be 100 or fewer in length.'));
+    else b.permission_overwrites.forEach((o, i) => issues.push(...overwriteIssues(o, ['permission_overwrites', i])));
+  }
+  if (issues.length) return invalidBody(req, issues);
+  if (!ctx.store.botHas(guild, 'MANAGE_CHANNELS')) return E.missingPermissions();
+  if (Array.isArray(b.permission_overwrites) && !ctx.store.botHas(guild, 'MANAGE_ROLES')) return E.missingPermissions();
+  for (const k of ['name', 'topic', 'nsfw', 'rate_limit_per_user', 'position', 'parent_id']) {
+    if (b[k] !== undefined) channel[k] = b[k] ?? (k === 'rate_limit_per_user' ? 0 : k === 'nsfw' ? false : null);
+  }
+  if (Array.isArray(b.permission_overwrites)) {
+    channel.permission_overwrites = b.permission_overwrites.map((o) => ({ id: o.id, type: o.type, allow: String(o.allow ?? '0'), deny: String(o.deny ?? '0') }));
+  }
+  ctx.store.audit(guild.guild.id, 11, channel.id, auditReason(req), { changes: Object.keys(b) });
+  return reply(200, channel);
+});
+
+// PUT/DELETE /channels/{c}/permissions/{overwrite_id}: {type: 0 role | 1 member, allow?, deny?}
+// (permission strings). Needs MANAGE_ROLES; unless it is an administrator the bot may only
+// allow or deny permissions it has itself (50013). Unknown role/member: 10011/10013.
+R('PUT', '/channels/:channel_id/permissions/:overwrite_id', { auth: 'bot', rl: RL.channelPermissions, major: 'channel_id' }, (ctx, req) => {
+  const { guild: g, channel, dm, error } = needChannel(ctx, req);
+  if (error) return error;
+  if (dm) return E.dmChannelAction();
+  const b = req.body;
+  const oid = req.params.overwrite_id;
+  if (!b || typeof b !== 'object' || Array.isArray(b)) return invalidBody(req, [issue([], 'DICT_TYPE_CONVERT', 'Only dictionaries may be used in a DictType')]);
+  let issues = overwriteIssues({ ...b, id: oid }, []);
+  if (b.type === undefined || b.type === null) {
+    issues = [...issues.filter((x) => x.path[0] !== 'type'), issue(['type'], 'BASE_TYPE_REQUIRED', 'This field is required')];
+  }
+  if (issues.length) return invalidBody(req, issues);
+  if (b.type === 0 && !g.roles[oid]) return E.unknownRole();
+  if (b.type === 1 && !g.members[oid]) return E.unknownMember();
+  if (!ctx.store.botHas(g, 'MANAGE_ROLES')) return E.missingPermissions();
+  const allow = BigInt(b.allow ?? 0);
+  const deny = BigInt(b.deny ?? 0);
+  const botPerms = ctx.store.memberPerms(g, ctx.store.botMember(g));
+  if (botPerms !== ALL_PERMS && ((allow | deny) & ~botPerms) !== 0n) return E.missingPermissions();
+  const list = (channel.permission_overwrites ??= []);
+  const prev = list.find((o) => o.id === oid);
+  const ow = { id: oid, type: b.type, allow: allow.toString(), deny: deny.toString() };
+  if (prev) Object.assign(prev, ow); else list.push(ow);
+  ctx.store.audit(g.guild.id, prev ? 14 : 13, channel.id, auditReason(req), { overwrite_id: oid, type: b.type, allow: ow.allow, deny: ow.deny });
+  return noContent();
+});
+R('DELETE', '/channels/:channel_id/permissions/:overwrite_id', { auth: 'bot', rl: RL.channelPermissions, major: 'channel_id' }, (ctx, req) => {
+  const { guild: g, channel, dm, error } = needChannel(ctx, req);
+  if (error) return error;
+  if (dm) return E.dmChannelAction();
+  if (!ctx.store.botHas(g, 'MANAGE_ROLES')) return E.missingPermissions();
+  const list = channel.permission_overwrites ?? [];
+  const i = list.findIndex((o) => o.id === req.params.overwrite_id);
+  if (i < 0) return E.unknownOverwrite();
+  list.splice(i, 1);
+  ctx.store.audit(g.guild.id, 15, channel.id, auditReason(req), { overwrite_id: req.params.overwrite_id });
+  return noContent();
+});
+
 // channel messages
 R('POST', '/channels/:channel_id/messages', { auth: 'bot', rl: RL.messageCreate, major: 'channel_id', schema: 'MessageCreateRequest' }, (ctx, req) => {
-  const { guild, channel, error } = needChannel(ctx, req);
+  const { guild, channel, dm, error } = needChannel(ctx, req);
   if (error) return error;
-  if (!ctx.store.botHas(guild, 'SEND_MESSAGES')) return E.missingPermissions();
+  if (dm) {
+    // Discord: the recipient must accept DMs and share a server with the bot
+    const uid = channel.recipients[0]?.id;
+    if (ctx.store.dmsClosed(uid) || !ctx.store.sharesGuildWithBot(uid)) return E.cannotDm();
+  } else if (!ctx.store.botHas(guild, 'SEND_MESSAGES')) return E.missingPermissions();
+  if (req.body.enforce_nonce && req.body.nonce !== undefined && req.body.nonce !== null) {
+    // Discord: a message by the same author with the same nonce in the last few minutes is returned, not made again
+    const since = Date.now() - 5 * 60 * 1000;
+    const same = Object.values(ctx.store.messagesOf(channel.id)).find((m) => m.author.id === ctx.applicationId
+      && m.nonce !== undefined && String(m.nonce) === String(req.body.nonce) && snowflakeTime(m.id) >= since);
+    if (same) return reply(200, publicMessage(same));
+  }
   const ref = req.body.message_reference;
   if (ref?.message_id && !ctx.store.messagesOf(channel.id)[ref.message_id] && ref.fail_if_not_exists !== false) {
     return reply(400, { code: 50035, message: 'Invalid Form Body', errors: { message_reference: { _errors: [{ code: 'MESSAGE_REFERENCE_UNKNOWN_MESSAGE', message: 'Unknown message' }] } } });
@@ -376,14 +514,16 @@ R('DELETE', '/channels/:channel_id/messages/:message_id', { auth: 'bot', rl: RL.
   const msgs = ctx.store.messagesOf(channel.id);
   const m = msgs[req.params.message_id];
   if (!m) return E.unknownMessage();
-  if (m.author.id !== ctx.applicationId && !ctx.store.botHas(guild, 'MANAGE_MESSAGES')) return E.missingPermissions();
+  if (m.author.id !== ctx.applicationId && (!guild || !ctx.store.botHas(guild, 'MANAGE_MESSAGES'))) return E.missingPermissions();
   delete msgs[m.id];
+  if (!guild) return noContent();
   ctx.store.audit(guild.guild.id, 72, m.author.id, auditReason(req), { channel_id: channel.id, message_id: m.id });
   return noContent();
 });
 R('POST', '/channels/:channel_id/messages/bulk-delete', { auth: 'bot', rl: RL.bulkDelete, major: 'channel_id', schema: 'BulkDeleteMessagesRequest' }, (ctx, req) => {
-  const { guild, channel, error } = needChannel(ctx, req);
+  const { guild, channel, dm, error } = needChannel(ctx, req);
   if (error) return error;
+  if (dm) return E.dmChannelAction();
   if (!ctx.store.botHas(guild, 'MANAGE_MESSAGES')) return E.missingPermissions();
   const cutoff = Date.now() - 14 * 86400 * 1000;
   if (req.body.messages.some((id) => snowflakeTime(id) < cutoff)) return E.tooOldToBulkDelete();

@@ -29,6 +29,8 @@ export class Store {
         this.st.oauth ??= { codes: {}, tokens: {}, refresh: {} };
         this.st.oauth.default_user_id ??= null;
         this.st.entitlements ??= {};
+        this.st.dm_channels ??= {};
+        this.st.dms_closed ??= {};
       } catch (e) {
         process.stderr.write(`fake-discord: cannot read state file ${stateFile} (${e.message}); starting from the seed\n`);
         this.st = null;
@@ -42,6 +44,8 @@ export class Store {
     this.st.interactions = {};
     this.st.oauth = { codes: {}, tokens: {}, refresh: {}, default_user_id: null };
     this.st.entitlements = {};
+    this.st.dm_channels = {}; // id -> DM channel object (type 1), one per recipient
+    this.st.dms_closed = {}; // user id -> true: messages to their DM channel fail with 50007
     for (const list of this.ackWaiters.values()) for (const w of list) w();
     this.ackWaiters.clear();
     this.changed();
@@ -72,9 +76,39 @@ export class Store {
   user(id) { return this.st.users[id]; }
   botUser() { return this.st.users[this.applicationId]; }
 
+  /** A guild channel {guild, channel}, or a DM channel {guild: null, channel, dm: true}, or null. */
   channel(id) {
     for (const g of Object.values(this.st.guilds)) if (g.channels[id]) return { guild: g, channel: g.channels[id] };
+    const dm = this.st.dm_channels?.[id];
+    if (dm) return { guild: null, channel: dm, dm: true };
     return null;
+  }
+
+  /** The DM channel with a user (created on first use, as Discord does). */
+  dmChannel(userId) {
+    const found = Object.values(this.st.dm_channels).find((c) => c.recipients[0]?.id === userId);
+    if (found) return found;
+    const c = {
+      id: snowflake(), type: 1, last_message_id: null, flags: 0,
+      recipients: [structuredClone(this.user(userId))],
+    };
+    this.st.dm_channels[c.id] = c;
+    this.changed();
+    return c;
+  }
+
+  /** Marks a user's DMs closed (true) or open (false): POST /_fake/users/{id}/dms. */
+  setDmsClosed(userId, closed) {
+    if (closed) this.st.dms_closed[userId] = true;
+    else delete this.st.dms_closed[userId];
+    this.changed();
+  }
+
+  dmsClosed(userId) { return Boolean(this.st.dms_closed?.[userId]); }
+
+  /** true when the user is in a guild the bot is in (Discord refuses DMs otherwise). */
+  sharesGuildWithBot(userId) {
+    return Object.values(this.st.guilds).some((g) => g.members[userId] && this.botMember(g));
   }
 
   /** Highest role position of a member (0 = only @everyone). */
