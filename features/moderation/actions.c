@@ -522,7 +522,11 @@ int gh_mod_act(struct gh_ctx *ctx, const struct gh_mod_request *req, struct gh_m
     if (in.duration_s > 0 && (req->type == GH_MOD_TIMEOUT || is_timed(req->type)))
         in.expires_ms = now + in.duration_s * 1000;
 
-    /* A jail saves the roles it takes away; without them (escalation) they are read first. */
+    /* Every case keeps the roles the target had when they are known (the
+     * interaction's resolved member); a jail must have them (it gives them back),
+     * so without them (escalation) they are read first. */
+    if (req->type != GH_MOD_JAIL && req->target_roles)
+        in.target_roles = req->target_roles; /* borrowed for the create */
     if (req->type == GH_MOD_JAIL) {
         if (req->target_roles) {
             in.target_roles = req->target_roles; /* borrowed for the create */

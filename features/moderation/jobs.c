@@ -653,6 +653,18 @@ static int job_decay(struct gh_ctx *ctx, const struct gh_job *job)
     return rc != GH_OK ? rc : next;
 }
 
+/* A warn count Redis did not take (it was down): recount from PostgreSQL. */
+static int job_recount(struct gh_ctx *ctx, const struct gh_job *job)
+{
+    uint64_t user = job->payload ? gh_json_get_snowflake(job->payload, "user_id") : 0;
+    if (job->guild_id == 0 || user == 0) {
+        GH_WARN(&ctx->log, "moderation:recount %s: no guild or user_id: dropped", job->id);
+        return GH_OK;
+    }
+    gh_mod_warns_refresh(ctx, job->guild_id, user);
+    return GH_OK;
+}
+
 const struct gh_job_kind gh_mod_jobs[GH_MOD_N_JOBS] = {
     {.kind = "moderation:modlog", .run = job_modlog, .timeout_s = 20, .max_attempts = 5},
     {.kind = "moderation:lift",
@@ -665,4 +677,5 @@ const struct gh_job_kind gh_mod_jobs[GH_MOD_N_JOBS] = {
      .timeout_s = 120,
      .max_attempts = 5,
      .backoff_base_ms = 10000},
+    {.kind = "moderation:recount", .run = job_recount, .timeout_s = 20, .max_attempts = 5},
 };

@@ -149,8 +149,13 @@ json_object *gh_mod_case_json(const struct gh_mod_case *c);
 /* Active warnings of a user: Redis (bot:{g}:moderation:warns:<u>, 24 h),
  * rebuilt from PostgreSQL on a miss or when Redis is down. GH_OK, GH_EPG. */
 int gh_mod_warns_count(struct gh_ctx *ctx, uint64_t guild_id, uint64_t user_id, int *count);
-/* Stores a count just computed in PostgreSQL (after a warn or a void). */
+/* Stores a count just computed in PostgreSQL (after a warn or a void). When
+ * Redis does not take it (down), a "moderation:recount" durable timer is
+ * scheduled (a PostgreSQL row first), so the copy Redis keeps across its
+ * restart (AOF) is corrected once it is back: counts are never left stale. */
 void gh_mod_warns_cache(struct gh_ctx *ctx, uint64_t guild_id, uint64_t user_id, int count);
+/* Recounts from PostgreSQL and stores the count (the recount job). */
+void gh_mod_warns_refresh(struct gh_ctx *ctx, uint64_t guild_id, uint64_t user_id);
 
 /* Marks warnings past expires_at inactive, in every guild (kept in
  * history), and refreshes the affected Redis counts. *changed = rows.
@@ -257,7 +262,7 @@ int gh_mod_escalate(struct gh_ctx *ctx, uint64_t guild_id, uint64_t target_id, i
 
 /* ---- jobs.c / api.c (the counts are constants: the feature struct in
  * commands.c needs them at compile time; a unit test checks them) */
-#define GH_MOD_N_JOBS 3 /* moderation:modlog, moderation:lift, moderation:decay */
+#define GH_MOD_N_JOBS 4 /* moderation:modlog, moderation:lift, moderation:decay, moderation:recount */
 /* Schedules the "moderation:decay" timer of the hour after now_ms (operator
  * timer, key "moderation:decay:<hour>"): idempotent, so the hourly chain has
  * exactly one job per hour. gh_mod_act seeds it once per hour per process;

@@ -46,6 +46,7 @@
 #include "core/timeutil.h"
 #include "store/pg.h"
 #include "store/redis.h"
+#include "store/timers.h"
 
 #define WARNS_TTL_S 86400
 #define DECAY_BATCH 1000
@@ -298,7 +299,7 @@ static int count_pg(struct gh_ctx *ctx, const char *gid, const char *uid, int *c
 
 /* After a commit that may have lowered the count: recount and SET it, or
  * drop the key when PostgreSQL cannot tell (the next read rebuilds). */
-static void warns_refresh(struct gh_ctx *ctx, uint64_t guild_id, uint64_t user_id)
+void gh_mod_warns_refresh(struct gh_ctx *ctx, uint64_t guild_id, uint64_t user_id)
 {
     char gid[24], uid[24], key[128];
     int count = 0;
@@ -317,6 +318,26 @@ static void warns_refresh(struct gh_ctx *ctx, uint64_t guild_id, uint64_t user_i
 /* ------------------------------------------------------------------------ */
 /* warn counts */
 
+/* Redis did not take a count: a durable recount (PostgreSQL row first) puts
+ * the right one in once Redis answers again, whatever copy it kept. One per
+ * (guild, user) per minute. */
+static void warns_schedule_recount(struct gh_ctx *ctx, uint64_t guild_id, uint64_t user_id)
+{
+    char key[96];
+    char uid[24];
+    json_object *payload = json_object_new_object();
+
+    (void)snprintf(key, sizeof(key), "recount:%" PRIu64 ":%lld", user_id, (long long)(gh_now_ms() / 60000));
+    json_object_object_add(payload, "user_id", json_object_new_string(u64_text(uid, sizeof(uid), user_id)));
+    int64_t timer_id = 0;
+    int rc = gh_timers_schedule(ctx, guild_id, "moderation:recount", payload, key, gh_now_ms(), &timer_id);
+    if (rc != GH_OK && rc != GH_EDUPLICATE)
+        GH_ERROR(&ctx->log,
+                 "moderation: warn count of %s in guild %" PRIu64 " may stay stale in Redis until its TTL",
+                 uid, guild_id);
+    json_object_put(payload);
+}
+
 void gh_mod_warns_cache(struct gh_ctx *ctx, uint64_t guild_id, uint64_t user_id, int count)
 {
     char key[128];
@@ -326,9 +347,11 @@ void gh_mod_warns_cache(struct gh_ctx *ctx, uint64_t guild_id, uint64_t user_id,
         warns_key(guild_id, user_id, key, sizeof(key)) != GH_OK)
         return;
     rep = gh_redis_cmd(ctx->redis, "SET %s %d EX %d", key, count, WARNS_TTL_S);
-    if (!rep || rep->type == REDIS_REPLY_ERROR)
-        GH_WARN(&ctx->log, "moderation: warn count %s not cached (Redis %s); it is rebuilt on the next read",
-                key, rep ? rep->str : "down");
+    if (!rep || rep->type == REDIS_REPLY_ERROR) {
+        GH_WARN(&ctx->log, "moderation: warn count %s not cached (Redis %s); a recount is scheduled", key,
+                rep ? rep->str : "down");
+        warns_schedule_recount(ctx, guild_id, user_id);
+    }
     freeReplyObject(rep);
 }
 
@@ -341,9 +364,11 @@ static void warns_raise(struct gh_ctx *ctx, uint64_t guild_id, uint64_t user_id,
     if (!ctx->redis || warns_key(guild_id, user_id, key, sizeof(key)) != GH_OK)
         return;
     rep = gh_redis_cmd(ctx->redis, "EVAL %s 1 %s %d %d", MAX_LUA, key, count, WARNS_TTL_S);
-    if (!rep || rep->type == REDIS_REPLY_ERROR)
-        GH_WARN(&ctx->log, "moderation: warn count %s not cached (Redis %s); it is rebuilt on the next read",
-                key, rep ? rep->str : "down");
+    if (!rep || rep->type == REDIS_REPLY_ERROR) {
+        GH_WARN(&ctx->log, "moderation: warn count %s not cached (Redis %s); a recount is scheduled", key,
+                rep ? rep->str : "down");
+        warns_schedule_recount(ctx, guild_id, user_id);
+    }
     freeReplyObject(rep);
 }
 
@@ -581,7 +606,7 @@ out:
         GH_ERROR(&ctx->log, "moderation: settling case #%s of guild %s failed: %s", num, gid, pg_err(ctx));
     PQclear(res);
     if (rc == GH_OK && warn && status == GH_MOD_FAILED)
-        warns_refresh(ctx, guild_id, target);
+        gh_mod_warns_refresh(ctx, guild_id, target);
     return rc;
 }
 
@@ -744,7 +769,7 @@ out:
         GH_INFO(&ctx->log, "moderation: case #%s in guild %s voided by %s", num, gid,
                 actor_p ? actor_p : "Guildhall");
         if (warn)
-            warns_refresh(ctx, guild_id, target);
+            gh_mod_warns_refresh(ctx, guild_id, target);
     }
     return rc;
 }
@@ -991,7 +1016,7 @@ int gh_mod_decay(struct gh_ctx *ctx, int64_t *changed)
         qsort(pairs, n, sizeof(*pairs), pair_cmp);
     for (size_t i = 0; i < n; i++)
         if (i == 0 || pair_cmp(&pairs[i], &pairs[i - 1]) != 0)
-            warns_refresh(ctx, pairs[i].guild_id, pairs[i].user_id);
+            gh_mod_warns_refresh(ctx, pairs[i].guild_id, pairs[i].user_id);
     free(pairs);
     if (changed)
         *changed = total;
