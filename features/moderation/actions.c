@@ -102,7 +102,7 @@ static json_object *snowflake_json(uint64_t id)
 }
 
 /* One REST call with the bot token. resp is filled in every case. */
-static int rest(struct gh_ctx *ctx, const char *method, const char *path, const char *body, const char *audit,
+int gh_mod_rest(struct gh_ctx *ctx, const char *method, const char *path, const char *body, const char *audit,
                 struct gh_rest_resp *resp)
 {
     struct gh_rest_req req;
@@ -194,7 +194,7 @@ static int dm_target(struct gh_ctx *ctx, const struct gh_mod_settings *s, const 
     body = to_text(open);
     if (!body)
         goto out;
-    rc = rest(ctx, "POST", "/users/@me/channels", body, NULL, &resp);
+    rc = gh_mod_rest(ctx, "POST", "/users/@me/channels", body, NULL, &resp);
     if (rc == GH_OK && body_id(&resp, &channel_id) != GH_OK)
         rc = GH_EJSON;
     if (rc != GH_OK)
@@ -207,7 +207,7 @@ static int dm_target(struct gh_ctx *ctx, const struct gh_mod_settings *s, const 
     if (!mbody)
         goto out;
     snprintf(path, sizeof(path), "/channels/%" PRIu64 "/messages", channel_id);
-    rc = rest(ctx, "POST", path, mbody, NULL, &resp);
+    rc = gh_mod_rest(ctx, "POST", path, mbody, NULL, &resp);
     if (rc == GH_OK) {
         GH_INFO(&ctx->log, "moderation: case #%" PRId64 ": DMed user %" PRIu64, c->number, c->target_id);
         goto out;
@@ -241,7 +241,7 @@ static int fetch_roles(struct gh_ctx *ctx, uint64_t guild_id, uint64_t user_id, 
 
     *out = NULL;
     snprintf(path, sizeof(path), "/guilds/%" PRIu64 "/members/%" PRIu64, guild_id, user_id);
-    rc = rest(ctx, "GET", path, NULL, NULL, resp);
+    rc = gh_mod_rest(ctx, "GET", path, NULL, NULL, resp);
     if (rc != GH_OK)
         return rc;
     if (!resp->body || gh_json_parse(resp->body, resp->body_len, 0, &m) != GH_OK ||
@@ -331,10 +331,10 @@ static int discord_act(struct gh_ctx *ctx, const struct gh_mod_settings *s, cons
             json_object_object_add(body, "communication_disabled_until", NULL);
         }
         text = to_text(body);
-        rc = text ? rest(ctx, "PATCH", member, text, audit, &resp) : GH_ENOMEM;
+        rc = text ? gh_mod_rest(ctx, "PATCH", member, text, audit, &resp) : GH_ENOMEM;
         break;
     case GH_MOD_KICK:
-        rc = rest(ctx, "DELETE", member, NULL, audit, &resp);
+        rc = gh_mod_rest(ctx, "DELETE", member, NULL, audit, &resp);
         break;
     case GH_MOD_BAN:
     case GH_MOD_TEMPBAN:
@@ -346,11 +346,11 @@ static int discord_act(struct gh_ctx *ctx, const struct gh_mod_settings *s, cons
         dms = dms < 0 ? 0 : dms > DELETE_MESSAGES_MAX_S ? DELETE_MESSAGES_MAX_S : dms;
         json_object_object_add(body, "delete_message_seconds", json_object_new_int(dms));
         text = to_text(body);
-        rc = text ? rest(ctx, "PUT", ban, text, audit, &resp) : GH_ENOMEM;
+        rc = text ? gh_mod_rest(ctx, "PUT", ban, text, audit, &resp) : GH_ENOMEM;
         if (rc == GH_OK && c->type == GH_MOD_SOFTBAN) {
             gh_rest_resp_cleanup(&resp);
             memset(&resp, 0, sizeof(resp));
-            rc = rest(ctx, "DELETE", ban, NULL, audit, &resp);
+            rc = gh_mod_rest(ctx, "DELETE", ban, NULL, audit, &resp);
             if (rc != GH_OK) {
                 *partial = 1;
                 /* Banned but not unbanned: say so exactly; gh_mod_act schedules the unban as a lift. */
@@ -362,7 +362,7 @@ static int discord_act(struct gh_ctx *ctx, const struct gh_mod_settings *s, cons
         }
         break;
     case GH_MOD_UNBAN:
-        rc = rest(ctx, "DELETE", ban, NULL, audit, &resp);
+        rc = gh_mod_rest(ctx, "DELETE", ban, NULL, audit, &resp);
         break;
     case GH_MOD_MUTE:
         if (!s->mute_role_id) {
@@ -371,7 +371,7 @@ static int discord_act(struct gh_ctx *ctx, const struct gh_mod_settings *s, cons
             goto out;
         }
         snprintf(path, sizeof(path), "%s/roles/%" PRIu64, member, s->mute_role_id);
-        rc = rest(ctx, "PUT", path, NULL, audit, &resp);
+        rc = gh_mod_rest(ctx, "PUT", path, NULL, audit, &resp);
         break;
     case GH_MOD_JAIL:
         if (!s->jail_role_id) {
@@ -385,7 +385,7 @@ static int discord_act(struct gh_ctx *ctx, const struct gh_mod_settings *s, cons
         json_object_object_add(body, "roles", roles);
         roles = NULL;
         text = to_text(body);
-        rc = text ? rest(ctx, "PATCH", member, text, audit, &resp) : GH_ENOMEM;
+        rc = text ? gh_mod_rest(ctx, "PATCH", member, text, audit, &resp) : GH_ENOMEM;
         break;
     }
     if (rc != GH_OK)

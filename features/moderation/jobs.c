@@ -68,24 +68,6 @@ static char *to_text(json_object *o)
     return s ? strdup(s) : NULL;
 }
 
-static int rest(struct gh_ctx *ctx, const char *method, const char *path, const char *body, const char *audit,
-                struct gh_rest_resp *resp)
-{
-    struct gh_rest_req req;
-
-    memset(&req, 0, sizeof(req));
-    req.method = method;
-    req.path = path;
-    req.body = body;
-    req.body_len = body ? strlen(body) : 0;
-    req.audit_reason = audit;
-    if (!ctx->rest) {
-        snprintf(resp->error, sizeof(resp->error), "no Discord client in this process");
-        return GH_EUNAVAILABLE;
-    }
-    return gh_rest_do(ctx->rest, &req, resp);
-}
-
 /* guild_id and number of the case a job is about. GH_OK or GH_EINVAL. */
 static int job_case_ref(const struct gh_job *job, uint64_t *guild_id, int64_t *number)
 {
@@ -304,7 +286,7 @@ static int job_modlog(struct gh_ctx *ctx, const struct gh_job *job)
     if (!body)
         goto out;
     snprintf(path, sizeof(path), "/channels/%" PRIu64 "/messages", s.mod_log_channel_id);
-    rc = rest(ctx, "POST", path, body, NULL, &resp);
+    rc = gh_mod_rest(ctx, "POST", path, body, NULL, &resp);
     if (rc == GH_ENOTFOUND || rc == GH_EFORBIDDEN) {
         /* The channel is gone or closed to the bot: retrying cannot help. */
         GH_WARN(&ctx->log,
@@ -420,7 +402,7 @@ static int lift_on_discord(struct gh_ctx *ctx, const struct gh_mod_case *c, uint
     case GH_MOD_BAN:
     case GH_MOD_HACKBAN:
         snprintf(path, sizeof(path), "/guilds/%" PRIu64 "/bans/%" PRIu64, c->guild_id, c->target_id);
-        rc = rest(ctx, "DELETE", path, NULL, audit, resp);
+        rc = gh_mod_rest(ctx, "DELETE", path, NULL, audit, resp);
         break;
     case GH_MOD_MUTE:
         if (!role_id) {
@@ -430,7 +412,7 @@ static int lift_on_discord(struct gh_ctx *ctx, const struct gh_mod_case *c, uint
         }
         snprintf(path, sizeof(path), "/guilds/%" PRIu64 "/members/%" PRIu64 "/roles/%" PRIu64, c->guild_id,
                  c->target_id, role_id);
-        rc = rest(ctx, "DELETE", path, NULL, audit, resp);
+        rc = gh_mod_rest(ctx, "DELETE", path, NULL, audit, resp);
         break;
     case GH_MOD_JAIL:
         if (!role_id) {
@@ -439,7 +421,7 @@ static int lift_on_discord(struct gh_ctx *ctx, const struct gh_mod_case *c, uint
             break;
         }
         snprintf(path, sizeof(path), "/guilds/%" PRIu64 "/members/%" PRIu64, c->guild_id, c->target_id);
-        rc = rest(ctx, "GET", path, NULL, NULL, resp);
+        rc = gh_mod_rest(ctx, "GET", path, NULL, NULL, resp);
         if (rc != GH_OK)
             break;
         rc = GH_EJSON;
@@ -459,7 +441,7 @@ static int lift_on_discord(struct gh_ctx *ctx, const struct gh_mod_case *c, uint
             break;
         gh_rest_resp_cleanup(resp);
         memset(resp, 0, sizeof(*resp));
-        rc = rest(ctx, "PATCH", path, text, audit, resp);
+        rc = gh_mod_rest(ctx, "PATCH", path, text, audit, resp);
         break;
     default:
         snprintf(resp->error, sizeof(resp->error), "a %s case has nothing to lift",

@@ -254,6 +254,11 @@ struct gh_mod_request {
  * GH_EDISCORD/GH_EFORBIDDEN/... when Discord refused (case FAILED, out->error
  * says why), GH_EPG when nothing could be recorded (nothing acted on). */
 int gh_mod_act(struct gh_ctx *ctx, const struct gh_mod_request *req, struct gh_mod_case *out, int *duplicate);
+/* One Discord REST call with the bot token (audit may be NULL); resp is
+ * filled in every case (caller cleans up). GH_EUNAVAILABLE without a client. */
+struct gh_rest_resp;
+int gh_mod_rest(struct gh_ctx *ctx, const char *method, const char *path, const char *body, const char *audit,
+                struct gh_rest_resp *resp);
 /* After a WARN that brought the target to warn_count active warnings: the
  * thresholds reached exactly at this count (ascending) each run as an
  * automatic case referencing the warn's number. AutoMod calls this too. */
