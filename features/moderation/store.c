@@ -421,41 +421,20 @@ static int timed(enum gh_mod_type t)
 
 /* Inside the creating transaction, counter locked: the case of this
  * interaction, if any. 1 found (out filled), 0 none, GH_EPG. */
-static int find_by_interaction(struct gh_ctx *ctx, const char *gid, const char *iid, struct gh_mod_case *out)
-{
-    static const char sql[] =
-        "SELECT " CASE_COLS " FROM mod_cases WHERE guild_id = $1 AND interaction_id = $2";
-    PGresult *res =
-        gh_pg_exec_prepared(ctx->pg, "gh_mod_case_by_ix", sql, 2, (const char *const[]){gid, iid});
-    int found;
-
-    if (!res)
-        return GH_EPG;
-    found = PQntuples(res) == 1;
-    if (found)
-        row_to_case(res, 0, out);
-    PQclear(res);
-    return found;
-}
-
 int gh_mod_case_create(struct gh_ctx *ctx, const struct gh_mod_case *in, struct gh_mod_case *out,
                        int *duplicate, int *warn_count)
 {
-    static const char ensure_guild[] = "INSERT INTO guilds (id) VALUES ($1) ON CONFLICT (id) DO NOTHING";
-    static const char next_number[] =
-        "INSERT INTO mod_case_counters (guild_id, last_number) VALUES ($1, 1) ON CONFLICT (guild_id) DO "
-        "UPDATE "
-        "SET last_number = mod_case_counters.last_number + 1 RETURNING last_number";
-    static const char insert[] =
-        "INSERT INTO mod_cases (guild_id, number, type, status, target_id, moderator_id, reason, duration_s, "
-        "expires_at, refs_case, interaction_id, target_roles, error, created_by, updated_by) VALUES ($1, $2, "
-        "$3::mod_case_type, $4::mod_case_status, $5, $6, $7, $8, to_timestamp($9::float8 / 1000), $10, $11, "
-        "$12::jsonb, $13, $6, $6) RETURNING " CASE_COLS;
-    char gid[24], number[24], target[24], mod[24], dur[24], exp[24], refs[24], iid[24];
+    /* One round trip does the whole transaction (sql/0008_mod_case_create.up.sql): guild row, next
+     * number under the counter row's lock, duplicate check, insert, and a WARN's count. */
+    static const char create[] =
+        "SELECT dup, warn_count, case_id FROM mod_case_create($1, $2::mod_case_type, "
+        "$3::mod_case_status, $4, $5, $6, $7, $8::float8, $9, $10, $11::jsonb, $12)";
+    static const char by_id[] = "SELECT " CASE_COLS " FROM mod_cases WHERE id = $1";
+    char gid[24], target[24], mod[24], dur[24], exp[24], refs[24], iid[24], idtext[24];
     const char *roles = NULL;
     PGresult *res = NULL;
-    int64_t expires_ms, n = 0;
-    int rc = GH_EINVAL, count = 0, found;
+    int64_t expires_ms;
+    int rc = GH_EINVAL, count = 0, dup;
 
     if (duplicate)
         *duplicate = 0;
@@ -489,69 +468,45 @@ int gh_mod_case_create(struct gh_ctx *ctx, const struct gh_mod_case *in, struct 
     if (in->target_roles)
         roles = json_object_to_json_string_ext(in->target_roles, JSON_C_TO_STRING_PLAIN);
 
-    if (gh_pg_begin(ctx->pg) != GH_OK)
-        return finish(ctx, GH_EPG, "case create", gid);
-    res = gh_pg_exec_prepared(ctx->pg, "gh_mod_ensure_guild", ensure_guild, 1, (const char *const[]){gid});
-    if (!res) {
-        rc = GH_EPG;
-        goto done;
-    }
-    PQclear(res);
-    res = gh_pg_exec_prepared(ctx->pg, "gh_mod_next_number", next_number, 1, (const char *const[]){gid});
-    if (!res || PQntuples(res) != 1 || (n = i64_value(res, 0, 0)) <= 0) {
-        rc = GH_EPG;
-        goto done;
-    }
-    PQclear(res);
-    res = NULL;
-    if (in->interaction_id) {
-        found = find_by_interaction(ctx, gid, u64_text(iid, sizeof(iid), in->interaction_id), out);
-        if (found < 0) {
-            rc = found;
-            goto done;
-        }
-        if (found) {
-            /* Roll back: the number goes back to the counter. */
-            gh_pg_rollback(ctx->pg);
-            if (duplicate)
-                *duplicate = 1;
-            GH_INFO(&ctx->log, "moderation: duplicate delivery of interaction %s in guild %s: case #%" PRId64,
-                    iid, gid, out->number);
-            return GH_OK;
-        }
-    }
     res = gh_pg_exec_prepared(
-        ctx->pg, "gh_mod_case_insert", insert, 13,
-        (const char *const[]){gid, i64_text(number, sizeof(number), n), gh_mod_type_name(in->type),
-                              gh_mod_status_name(in->status), u64_text(target, sizeof(target), in->target_id),
-                              opt_u64(mod, sizeof(mod), in->moderator_id), opt_str(in->reason),
-                              opt_i64(dur, sizeof(dur), in->duration_s),
-                              opt_i64(exp, sizeof(exp), expires_ms),
-                              opt_i64(refs, sizeof(refs), in->refs_case),
-                              opt_u64(iid, sizeof(iid), in->interaction_id), roles, opt_str(in->error)});
+        ctx->pg, "gh_mod_case_create", create, 12,
+        (const char *const[]){
+            gid, gh_mod_type_name(in->type), gh_mod_status_name(in->status),
+            u64_text(target, sizeof(target), in->target_id), opt_u64(mod, sizeof(mod), in->moderator_id),
+            opt_str(in->reason), opt_i64(dur, sizeof(dur), in->duration_s),
+            opt_i64(exp, sizeof(exp), expires_ms), opt_i64(refs, sizeof(refs), in->refs_case),
+            opt_u64(iid, sizeof(iid), in->interaction_id), roles, opt_str(in->error)});
     if (!res || PQntuples(res) != 1) {
         /* 23503 on refs_case: the referenced case is not in this guild;
          * 23514: a CHECK refused a value. */
         const char *st = gh_pg_sqlstate(ctx->pg);
         rc = !res && (strcmp(st, "23503") == 0 || strcmp(st, "23514") == 0) ? GH_EINVAL : GH_EPG;
-        goto done;
-    }
-    row_to_case(res, 0, out);
-    if (in->type == GH_MOD_WARN) {
-        rc = count_pg(ctx, gid, target, &count);
-        if (rc != GH_OK)
-            goto done;
-    }
-    rc = GH_OK;
-done:
-    PQclear(res);
-    rc = finish(ctx, rc, "case create", gid);
-    if (rc != GH_OK) {
         if (rc == GH_EINVAL)
             GH_WARN(&ctx->log, "moderation: case refused in guild %s: %s", gid, gh_pg_errmsg(ctx->pg));
-        gh_mod_case_cleanup(out);
-        memset(out, 0, sizeof(*out));
+        if (rc == GH_EPG)
+            GH_ERROR(&ctx->log, "moderation: case create in guild %s failed: %s", gid, gh_pg_errmsg(ctx->pg));
+        PQclear(res);
         return rc;
+    }
+    dup = PQgetvalue(res, 0, 0)[0] == 't';
+    count = (int)i64_value(res, 0, 1);
+    (void)gh_snprintf(idtext, sizeof(idtext), "%s", PQgetvalue(res, 0, 2));
+    PQclear(res);
+    res = gh_pg_exec_prepared(ctx->pg, "gh_mod_case_by_id", by_id, 1, (const char *const[]){idtext});
+    if (!res || PQntuples(res) != 1) {
+        GH_ERROR(&ctx->log, "moderation: reading back a new case in guild %s failed: %s", gid,
+                 gh_pg_errmsg(ctx->pg));
+        PQclear(res);
+        return GH_EPG;
+    }
+    row_to_case(res, 0, out);
+    PQclear(res);
+    if (dup) {
+        if (duplicate)
+            *duplicate = 1;
+        GH_INFO(&ctx->log, "moderation: duplicate delivery of interaction %s in guild %s: case #%" PRId64,
+                iid, gid, out->number);
+        return GH_OK;
     }
     if (in->type == GH_MOD_WARN) {
         if (warn_count)
