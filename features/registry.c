@@ -15,11 +15,7 @@
 #include "features/utility/utility.h"
 
 const struct gh_feature *const gh_features[] = {
-    &gh_feature_core,
-    &gh_feature_utility,
-    &gh_feature_premium,
-    &gh_feature_moderation,
-    NULL,
+    &gh_feature_core, &gh_feature_utility, &gh_feature_premium, &gh_feature_moderation, NULL,
 };
 
 const struct gh_feature *gh_registry_feature(const char *name)

@@ -41,8 +41,8 @@
 #include "web/jschema.h"
 
 #define CONTENT_MAX 2000
-#define TIMEOUT_MAX_S (28 * 86400) /* Discord's limit on communication_disabled_until */
-#define BULK_DELETE_MAX_AGE_MS (14LL * 86400 * 1000 - 60 * 1000) /* 14 days, a minute of margin */
+#define TIMEOUT_MAX_S ((int64_t)28 * 86400) /* Discord's limit on communication_disabled_until */
+#define BULK_DELETE_MAX_AGE_MS (14LL * 86400 * 1000 - 60LL * 1000) /* 14 days, a minute of margin */
 #define LOCKDOWN_TTL_S (30 * 86400)
 #define CASES_PER_PAGE 10
 #define SLOWMODE_MAX_S 21600
@@ -173,7 +173,7 @@ static int reply(struct gh_buf *out, int ephemeral, const char *fmt, ...)
     va_list ap;
     int rc;
 
-    gh_buf_init(&b, CONTENT_MAX * 4);
+    gh_buf_init(&b, (size_t)CONTENT_MAX * 4);
     va_start(ap, fmt);
     rc = gh_buf_vprintf(&b, fmt, ap);
     va_end(ap);
@@ -199,7 +199,7 @@ static void fmt_duration(int64_t s, char *out, size_t size)
     static const struct {
         int64_t secs;
         const char *unit;
-    } units[] = {{86400 * 7, "w"}, {86400, "d"}, {3600, "h"}, {60, "m"}, {1, "s"}};
+    } units[] = {{(int64_t)86400 * 7, "w"}, {86400, "d"}, {3600, "h"}, {60, "m"}, {1, "s"}};
     size_t len = 0;
     int parts = 0;
 
@@ -764,7 +764,7 @@ static int case_show(struct gh_ctx *ctx, const struct gh_interaction *ix, struct
         return no_case(n, out);
     if (rc != GH_OK)
         return store_failed(ctx, "case get", rc, out);
-    gh_buf_init(&b, CONTENT_MAX * 4);
+    gh_buf_init(&b, (size_t)CONTENT_MAX * 4);
     fmt_time(c.created_ms, t1, sizeof(t1));
     gh_buf_printf(
         &b, "**Case #%" PRId64 "** \xc2\xb7 %s \xc2\xb7 %s\n**Member:** <@%" PRIu64 "> (`%" PRIu64 "`)\n",
@@ -914,7 +914,7 @@ static int list_cases(struct gh_ctx *ctx, const struct gh_interaction *ix, uint6
         return store_failed(ctx, "case list", rc, out);
     got = arr ? json_object_array_length(arr) : 0;
     skip = (int)((page - 1) * CASES_PER_PAGE);
-    gh_buf_init(&b, CONTENT_MAX * 4);
+    gh_buf_init(&b, (size_t)CONTENT_MAX * 4);
     if (total == 0 || got <= (size_t)skip) {
         if (total == 0)
             gh_buf_printf(&b, "<@%" PRIu64 "> has no %s in this server.", target, title);

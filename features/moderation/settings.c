@@ -276,7 +276,7 @@ static void human_duration(int64_t s, char *out, size_t n)
     static const struct {
         int64_t secs;
         const char *unit;
-    } units[] = {{7 * 86400, "w"}, {86400, "d"}, {3600, "h"}, {60, "m"}, {1, "s"}};
+    } units[] = {{(int64_t)7 * 86400, "w"}, {86400, "d"}, {3600, "h"}, {60, "m"}, {1, "s"}};
     size_t used = 0;
 
     out[0] = '\0';
