@@ -186,10 +186,10 @@ static json_object *member_brief(json_object *m)
 
 void gh_api_guild_members(struct gh_api_call *c)
 {
-    char query[128];
-    char enc[400];
+    char query[512];
+    char enc[1600];
     char lim[16];
-    char path[600];
+    char path[1800];
     int64_t limit = 25;
     json_object *list = NULL;
     int rc;
@@ -200,8 +200,8 @@ void gh_api_guild_members(struct gh_api_call *c)
         gh_api_field_error(c, "/limit", "must be between 1 and 100");
         return;
     }
-    if (gh_api_urlencode(query, enc, sizeof(enc)) != GH_OK) {
-        gh_api_field_error(c, "/query", "is too long");
+    if (strlen(query) > 100 || gh_api_urlencode(query, enc, sizeof(enc)) != GH_OK) {
+        gh_api_field_error(c, "/query", "must be at most 100 characters");
         return;
     }
     if (query[0])
