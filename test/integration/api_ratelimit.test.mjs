@@ -7,7 +7,7 @@
 // batch), and the assertions are about the responses (a 429 happened, with the right limit and
 // scope, and Remaining reached 0 before it), not about the exact request that tripped it.
 import assert from 'node:assert/strict';
-import { after, test } from 'node:test';
+import { after, beforeEach, test } from 'node:test';
 import { users } from '../lib/fixtures.mjs';
 import { harness } from '../lib/harness.mjs';
 import { ApiClient, freshIp, installGuild, loginAs } from '../lib/api.mjs';
@@ -15,14 +15,16 @@ import { redis, redisKeys } from '../lib/store.mjs';
 
 const h = harness();
 
-// The counters this file fills (users shared with other files) would limit the next files' requests
-// for the rest of the clock minute: drop them when done.
-after(() => {
+// Counters are per clock minute and shared by every test file (the fixture users are the same),
+// so each test starts from empty counters, and the file leaves none behind for the next files.
+function resetCounters() {
   for (const pattern of ['bot:{global}:api:rl:*', 'bot:{*}:api:rl:*']) {
     const keys = redisKeys(h.stack.REDIS_URL, pattern);
     for (let i = 0; i < keys.length; i += 100) redis(h.stack.REDIS_URL, 'DEL', ...keys.slice(i, i + 100));
   }
-});
+}
+beforeEach(resetCounters);
+after(resetCounters);
 const OWNER = users.owner.id;
 const DEVELOPER = '444455556666777788';
 const BATCH = 50;
