@@ -193,33 +193,6 @@ static size_t utf8_len(const char *s)
     return n;
 }
 
-/* "3d 4h", "1h 30m", "45s". */
-static void fmt_duration(int64_t s, char *out, size_t size)
-{
-    static const struct {
-        int64_t secs;
-        const char *unit;
-    } units[] = {{(int64_t)86400 * 7, "w"}, {86400, "d"}, {3600, "h"}, {60, "m"}, {1, "s"}};
-    size_t len = 0;
-    int parts = 0;
-
-    out[0] = '\0';
-    for (size_t i = 0; i < GH_COUNT(units) && parts < 2 && s > 0; i++) {
-        int64_t n = s / units[i].secs;
-        int w;
-        if (n == 0)
-            continue;
-        s -= n * units[i].secs;
-        w = snprintf(out + len, size - len, "%s%" PRId64 "%s", parts ? " " : "", n, units[i].unit);
-        if (w < 0 || (size_t)w >= size - len)
-            break;
-        len += (size_t)w;
-        parts++;
-    }
-    if (!parts)
-        (void)snprintf(out, size, "0s");
-}
-
 /* ------------------------------------------------------------------------ */
 /* security events */
 
@@ -375,7 +348,7 @@ static int get_duration(const struct gh_interaction *ix, int64_t max_s, const ch
         return 0;
     }
     if ((int64_t)v > max_s) {
-        fmt_duration(max_s, maxs, sizeof(maxs));
+        gh_duration_text(max_s, 2, "0s", maxs, sizeof(maxs));
         *rc = reply(out, 1, "%s can last at most %s; \"%s\" is longer. Pick a shorter duration.", what, maxs,
                     esc);
         return 0;
@@ -476,13 +449,13 @@ static int act_answer(struct gh_ctx *ctx, const struct gh_mod_request *req, int 
     gh_escape_markdown(req->reason ? req->reason : "no reason given", reason, sizeof(reason));
     if (req->duration_s > 0) {
         char d[32];
-        fmt_duration(req->duration_s, d, sizeof(d));
+        gh_duration_text(req->duration_s, 2, "0s", d, sizeof(d));
         (void)snprintf(dur, sizeof(dur), " for %s", d);
     }
     if ((req->type == GH_MOD_BAN || req->type == GH_MOD_TEMPBAN || req->type == GH_MOD_HACKBAN) &&
         req->delete_message_s > 0) {
         char d[32];
-        fmt_duration(req->delete_message_s, d, sizeof(d));
+        gh_duration_text(req->delete_message_s, 2, "0s", d, sizeof(d));
         (void)snprintf(del, sizeof(del), " Their messages of the last %s were deleted.", d);
     }
     if (req->type == GH_MOD_NOTE)
@@ -776,7 +749,7 @@ static int case_show(struct gh_ctx *ctx, const struct gh_interaction *ix, struct
     gh_escape_markdown(c.reason[0] ? c.reason : "no reason given", esc, sizeof(esc));
     gh_buf_printf(&b, "**Reason:** %s\n**When:** %s\n", esc, t1);
     if (c.duration_s > 0) {
-        fmt_duration(c.duration_s, d, sizeof(d));
+        gh_duration_text(c.duration_s, 2, "0s", d, sizeof(d));
         gh_buf_printf(&b, "**Duration:** %s\n", d);
     }
     if (c.expires_ms > 0) {
@@ -1172,7 +1145,7 @@ static int cmd_slowmode(struct gh_ctx *ctx, const struct gh_interaction *ix, str
             ix->user_id);
     if (secs == 0)
         return reply(out, 0, "Slowmode is off in <#%" PRIu64 ">.", ch);
-    fmt_duration(secs, d, sizeof(d));
+    gh_duration_text(secs, 2, "0s", d, sizeof(d));
     return reply(out, 0, "Slowmode in <#%" PRIu64 ">: one message every %s per member.", ch, d);
 }
 

@@ -79,30 +79,6 @@ static int job_case_ref(const struct gh_job *job, uint64_t *guild_id, int64_t *n
     return GH_OK;
 }
 
-/* "2d 3h", "45m", "30s". */
-static void human_duration(int64_t s, char *out, size_t size)
-{
-    static const struct {
-        int64_t secs;
-        const char *unit;
-    } units[] = {{604800, "w"}, {86400, "d"}, {3600, "h"}, {60, "m"}, {1, "s"}};
-    size_t len = 0;
-    int parts = 0;
-
-    out[0] = '\0';
-    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]) && parts < 2; i++) {
-        int64_t n = s / units[i].secs;
-        if (n <= 0)
-            continue;
-        s -= n * units[i].secs;
-        int w = snprintf(out + len, size - len, "%s%" PRId64 "%s", parts ? " " : "", n, units[i].unit);
-        if (w < 0 || (size_t)w >= size - len)
-            break;
-        len += (size_t)w;
-        parts++;
-    }
-}
-
 /* ------------------------------------------------------ moderation:modlog */
 
 static int type_color(enum gh_mod_type t)
@@ -164,7 +140,7 @@ static char *modlog_body(const struct gh_mod_case *c)
         snprintf(v, sizeof(v), "Guildhall (automatic)");
     add_field(fields, "Moderator", v, 1);
     if (c->duration_s > 0) {
-        human_duration(c->duration_s, dur, sizeof(dur));
+        gh_duration_text(c->duration_s, 2, "", dur, sizeof(dur));
         if (c->expires_ms > 0)
             snprintf(v, sizeof(v), "%s (ends <t:%" PRId64 ":R>)", dur, c->expires_ms / 1000);
         else

@@ -18,6 +18,7 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "core/str.h"
+#include "core/timeutil.h"
 #include "discord/respond.h"
 #include "store/settings.h"
 #include "web/jschema.h"
@@ -270,33 +271,6 @@ int gh_mod_settings_load(struct gh_ctx *ctx, uint64_t guild_id, struct gh_mod_se
 /* ------------------------------------------------------------------------ */
 /* the DM */
 
-/* "1d 2h 30m"; "none" for 0. */
-static void human_duration(int64_t s, char *out, size_t n)
-{
-    static const struct {
-        int64_t secs;
-        const char *unit;
-    } units[] = {{(int64_t)7 * 86400, "w"}, {86400, "d"}, {3600, "h"}, {60, "m"}, {1, "s"}};
-    size_t used = 0;
-
-    out[0] = '\0';
-    if (s <= 0) {
-        snprintf(out, n, "none");
-        return;
-    }
-    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]) && used < n; i++) {
-        int64_t q = s / units[i].secs;
-        int w;
-        if (q == 0)
-            continue;
-        s -= q * units[i].secs;
-        w = snprintf(out + used, n - used, "%s%" PRId64 "%s", used ? " " : "", q, units[i].unit);
-        if (w < 0 || (size_t)w >= n - used)
-            break;
-        used += (size_t)w;
-    }
-}
-
 int gh_mod_dm_text(const struct gh_mod_settings *s, const char *action, const char *guild_name,
                    const char *reason, int64_t duration_s, int64_t case_number, char *out, size_t n)
 {
@@ -312,7 +286,7 @@ int gh_mod_dm_text(const struct gh_mod_settings *s, const char *action, const ch
     gh_escape_markdown(action && action[0] ? action : "moderation action", esc_action, sizeof(esc_action));
     gh_escape_markdown(guild_name && guild_name[0] ? guild_name : "the server", esc_guild, sizeof(esc_guild));
     gh_escape_markdown(reason && reason[0] ? reason : "No reason given", esc_reason, sizeof(esc_reason));
-    human_duration(duration_s, dur, sizeof(dur));
+    gh_duration_text(duration_s, 0, "none", dur, sizeof(dur));
     if (case_number > 0)
         snprintf(num, sizeof(num), "#%" PRId64, case_number);
     else

@@ -8,6 +8,7 @@
 #include <libpq-fe.h>
 
 #include "api/internal.h"
+#include "discord/guildcache.h"
 #include "core/config.h"
 #include "core/ctx.h"
 #include "core/err.h"
@@ -210,7 +211,7 @@ void gh_api_guild_members(struct gh_api_call *c)
     else
         (void)snprintf(path, sizeof(path), "/guilds/%llu/members?limit=%lld", (unsigned long long)c->guild_id,
                        (long long)limit);
-    rc = gh_api_discord_get(c, path, &list);
+    rc = gh_guildcache_get(c->ctx, path, &list);
     if (rc != GH_OK || !json_object_is_type(list, json_type_array)) {
         json_object_put(list);
         gh_api_fail(c, rc == GH_OK ? GH_EDISCORD : rc, "searching the server's members");
@@ -241,12 +242,12 @@ void gh_api_guild_roles(struct gh_api_call *c)
     json_object *member = NULL;
     int bot_pos = 0;
     int user_pos = 0;
-    int rc = gh_api_guild_roles_cached(c, c->guild_id, &roles);
+    int rc = gh_guildcache_roles(c->ctx, c->guild_id, &roles);
 
     if (rc == GH_OK && !json_object_is_type(roles, json_type_array))
         rc = GH_EDISCORD;
     if (rc == GH_OK)
-        rc = gh_api_bot_position(c, c->guild_id, roles, &bot_pos);
+        rc = gh_guildcache_bot_position(c->ctx, c->guild_id, roles, &bot_pos);
     if (rc != GH_OK) {
         json_object_put(roles);
         gh_api_fail(c, rc, "reading the server's roles");
@@ -254,8 +255,8 @@ void gh_api_guild_roles(struct gh_api_call *c)
     }
     if (c->access == GH_ACCESS_OWNER)
         user_pos = 1 << 20;
-    else if (gh_api_guild_member_cached(c, c->guild_id, c->user_id, &member) == GH_OK)
-        user_pos = gh_api_highest_position(roles, member);
+    else if (gh_guildcache_member(c->ctx, c->guild_id, c->user_id, &member) == GH_OK)
+        user_pos = gh_guildcache_highest(roles, member);
     json_object_put(member);
     json_object *arr = json_object_new_array();
     size_t n = json_object_array_length(roles);
@@ -288,7 +289,7 @@ void gh_api_guild_roles(struct gh_api_call *c)
 void gh_api_guild_channels(struct gh_api_call *c)
 {
     json_object *chans = NULL;
-    int rc = gh_api_guild_channels_cached(c, c->guild_id, &chans);
+    int rc = gh_guildcache_channels(c->ctx, c->guild_id, &chans);
     if (rc == GH_OK && !json_object_is_type(chans, json_type_array))
         rc = GH_EDISCORD;
     if (rc != GH_OK) {
@@ -374,7 +375,7 @@ void gh_api_access_grant(struct gh_api_call *c)
         gh_api_field_error(c, "/user_id", "must be a Discord user id");
         return;
     }
-    rc = gh_api_guild_member_cached(c, c->guild_id, tid, &member);
+    rc = gh_guildcache_member(c->ctx, c->guild_id, tid, &member);
     json_object_put(member);
     if (rc == GH_ENOTFOUND) {
         gh_api_error(c, 404, "not_found", "That user is not a member of this server.");

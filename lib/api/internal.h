@@ -77,23 +77,7 @@ int gh_access_store_guilds(struct gh_api_call *c, uint64_t user_id, json_object 
  * answering 429. Redis down: allowed (logged). */
 int gh_limits_check(struct gh_api_call *c);
 
-/* ---- Discord calls on behalf of the API (discord_calls.c) */
-/* GET with the bot token, parsed JSON into *out. GH_OK or the REST error
- * (logged). */
-int gh_api_discord_get(struct gh_api_call *c, const char *path, json_object **out);
-/* The guild's roles ([{id,name,position,permissions,managed,color}]) from
- * Redis (bot:{g}:cache:roles, 300 s) or Discord. */
-int gh_api_guild_roles_cached(struct gh_api_call *c, uint64_t guild_id, json_object **out);
-int gh_api_guild_channels_cached(struct gh_api_call *c, uint64_t guild_id, json_object **out);
-/* A member ({user, roles, ...}) from Redis (bot:{g}:cache:member:<u>, 60 s)
- * or Discord; GH_ENOTFOUND when not a member. */
-int gh_api_guild_member_cached(struct gh_api_call *c, uint64_t guild_id, uint64_t user_id, json_object **out);
-/* Highest role position of a member (0 = only @everyone) given the roles. */
-int gh_api_highest_position(const json_object *roles, const json_object *member);
-/* Position of the bot's highest role. */
-int gh_api_bot_position(struct gh_api_call *c, uint64_t guild_id, const json_object *roles, int *out);
-
-/* ---- installs (install.c): APPLICATION_AUTHORIZED and the OAuth install */
+/* ---- installs (access.c): APPLICATION_AUTHORIZED and the OAuth install */
 /* Records the guild (name), marks it active and grants the installer access
  * (is_installer). Idempotent. GH_OK or GH_EPG. */
 int gh_api_record_install(struct gh_ctx *ctx, uint64_t guild_id, const char *name, uint64_t user_id);

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "api/internal.h"
+#include "discord/guildcache.h"
 #include "core/config.h"
 #include "core/ctx.h"
 #include "core/err.h"
@@ -213,16 +214,16 @@ static int load_roles(struct role_check *rc)
     json_object *member = NULL;
     if (rc->roles != NULL || rc->roles_rc != GH_OK)
         return rc->roles_rc;
-    rc->roles_rc = gh_api_guild_roles_cached(c, c->guild_id, &rc->roles);
+    rc->roles_rc = gh_guildcache_roles(c->ctx, c->guild_id, &rc->roles);
     if (rc->roles_rc == GH_OK && !json_object_is_type(rc->roles, json_type_array))
         rc->roles_rc = GH_EDISCORD;
     if (rc->roles_rc == GH_OK)
-        rc->roles_rc = gh_api_bot_position(c, c->guild_id, rc->roles, &rc->bot_pos);
+        rc->roles_rc = gh_guildcache_bot_position(c->ctx, c->guild_id, rc->roles, &rc->bot_pos);
     if (rc->roles_rc == GH_OK) {
         if (c->access == GH_ACCESS_OWNER) {
             rc->user_pos = 1 << 20;
-        } else if (gh_api_guild_member_cached(c, c->guild_id, c->user_id, &member) == GH_OK) {
-            rc->user_pos = gh_api_highest_position(rc->roles, member);
+        } else if (gh_guildcache_member(c->ctx, c->guild_id, c->user_id, &member) == GH_OK) {
+            rc->user_pos = gh_guildcache_highest(rc->roles, member);
         } else {
             rc->user_pos = 0; /* not a member (a granted user who left): no role is below them */
         }
@@ -241,7 +242,7 @@ static int check_ref(void *arg, const char *format, const char *path, const char
     if (strcmp(format, "channel") == 0) {
         json_object *chans = NULL;
         int found = 0;
-        if (gh_api_guild_channels_cached(c, c->guild_id, &chans) != GH_OK) {
+        if (gh_guildcache_channels(c->ctx, c->guild_id, &chans) != GH_OK) {
             (void)snprintf(msg, msgsz, "could not be checked: Discord did not answer; try again");
             return 1;
         }

@@ -1,6 +1,7 @@
 /* timeutil.c - clocks and time formatting. */
 #include "core/timeutil.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <time.h>
 
@@ -56,4 +57,34 @@ void gh_iso8601(int64_t epoch_ms, char *out, size_t size)
 int64_t gh_snowflake_ms(uint64_t snowflake)
 {
     return (int64_t)(snowflake >> 22) + DISCORD_EPOCH_MS;
+}
+
+void gh_duration_text(int64_t seconds, int max_parts, const char *zero_text, char *out, size_t size)
+{
+    static const struct {
+        int64_t secs;
+        const char *unit;
+    } units[] = {{(int64_t)7 * 86400, "w"}, {86400, "d"}, {3600, "h"}, {60, "m"}, {1, "s"}};
+    size_t len = 0;
+    int parts = 0;
+
+    if (out == NULL || size == 0)
+        return;
+    out[0] = '\0';
+    if (seconds <= 0) {
+        (void)snprintf(out, size, "%s", zero_text ? zero_text : "");
+        return;
+    }
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]) && (max_parts <= 0 || parts < max_parts); i++) {
+        int64_t n = seconds / units[i].secs;
+        int w;
+        if (n == 0)
+            continue;
+        seconds -= n * units[i].secs;
+        w = snprintf(out + len, size - len, "%s%" PRId64 "%s", parts ? " " : "", n, units[i].unit);
+        if (w < 0 || (size_t)w >= size - len)
+            break;
+        len += (size_t)w;
+        parts++;
+    }
 }
