@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <libpq-fe.h>
 #include <openssl/evp.h>
@@ -34,6 +35,24 @@
  * Read Message History, Manage Messages, Manage Roles, Manage Channels, Kick,
  * Ban, Moderate Members, Manage Nicknames, Add Reactions, Attach Files. */
 #define BOT_PERMISSIONS "1099780129878"
+
+/* A call with the user's credential. Discord limits the code exchange and the
+ * guild list per user and per application; a login is rare and worth a short
+ * wait, so a 429 asking for at most 5 s is waited out once (the bot's REST
+ * client in this process never waits). */
+static int user_call(struct gh_api_call *c, const struct gh_rest_req *req, struct gh_rest_resp *resp)
+{
+    int rc = c->ctx->rest ? gh_rest_do(c->ctx->rest, req, resp) : GH_EUNAVAILABLE;
+    if (rc == GH_ERATELIMIT && resp->retry_after > 0 && resp->retry_after <= 5.0) {
+        GH_INFO(&c->ctx->log, "auth: Discord asks to wait %.3f s for %s %s; waiting", resp->retry_after,
+                req->method, req->path);
+        (void)usleep((useconds_t)(resp->retry_after * 1e6) + 50000);
+        gh_rest_resp_cleanup(resp);
+        memset(resp, 0, sizeof(*resp));
+        rc = gh_rest_do(c->ctx->rest, req, resp);
+    }
+    return rc;
+}
 
 static uint64_t client_id(const struct gh_api_call *c)
 {
@@ -169,7 +188,7 @@ static int exchange_code(struct gh_api_call *c, const char *code, json_object **
                               .body_len = (size_t)n,
                               .content_type = "application/x-www-form-urlencoded",
                               .authorization = auth};
-    rc = c->ctx->rest ? gh_rest_do(c->ctx->rest, &req, &resp) : GH_EUNAVAILABLE;
+    rc = user_call(c, &req, &resp);
     if (rc == GH_OK && (gh_json_parse(resp.body, resp.body_len, 8, tok) != GH_OK ||
                         gh_json_get_str(*tok, "access_token") == NULL)) {
         json_object_put(*tok);
@@ -192,7 +211,7 @@ static int bearer_get(struct gh_api_call *c, const char *token, const char *path
     if (snprintf(auth, sizeof(auth), "Bearer %s", token) >= (int)sizeof(auth))
         return GH_ETOOBIG;
     struct gh_rest_req req = {.method = "GET", .path = path, .authorization = auth};
-    rc = c->ctx->rest ? gh_rest_do(c->ctx->rest, &req, &resp) : GH_EUNAVAILABLE;
+    rc = user_call(c, &req, &resp);
     if (rc == GH_OK && gh_json_parse(resp.body, resp.body_len, 8, out) != GH_OK)
         rc = GH_EDISCORD;
     if (rc != GH_OK)
