@@ -1,6 +1,8 @@
 /* registry.c - the one list of features, and lookups over it.
  *
- * Adding a feature is one line here plus its folder. The lookups walk the
+ * Adding a feature is one line here plus its folder. The order matters for
+ * gateway events: inline handlers run in this order (AutoMod flags a message
+ * before events' prefix commands and levels' XP look at it). The lookups walk the
  * table linearly: a few dozen commands, called once per request. */
 #include <string.h>
 
@@ -8,14 +10,18 @@
 
 #include "core/err.h"
 #include "core/str.h"
+#include "features/automod/automod.h"
 #include "features/core/core.h"
+#include "features/events/events.h"
+#include "features/levels/levels.h"
 #include "features/moderation/moderation.h"
 #include "features/premium/premium.h"
 #include "features/registry.h"
 #include "features/utility/utility.h"
 
 const struct gh_feature *const gh_features[] = {
-    &gh_feature_core, &gh_feature_utility, &gh_feature_premium, &gh_feature_moderation, NULL,
+    &gh_feature_core,       &gh_feature_utility, &gh_feature_premium, &gh_feature_moderation,
+    &gh_feature_automod,    &gh_feature_events,  &gh_feature_levels,  NULL,
 };
 
 const struct gh_feature *gh_registry_feature(const char *name)

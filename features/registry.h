@@ -15,6 +15,7 @@ struct gh_interaction;
 struct gh_buf;
 struct gh_job;
 struct gh_api_route;
+struct gh_event;
 
 /* Interaction context types (Discord "contexts"). */
 #define GH_CTX_GUILD (1u << 0)
@@ -27,6 +28,63 @@ struct gh_api_route;
  * instead write a deferred response and enqueue a job that edits @original. */
 typedef int (*gh_command_fn)(struct gh_ctx *ctx, const struct gh_interaction *ix, struct gh_buf *out);
 typedef int (*gh_job_fn)(struct gh_ctx *ctx, const struct gh_job *job);
+
+/* ---- gateway events (issue 7)
+ *
+ * gateway-lite parses each dispatch (op 0) into a struct gh_event and, in
+ * the order of gh_features[], hands it to every handler registered for its
+ * name. Two kinds of handler:
+ *
+ *  - inline (hot path, in gateway-lite's loop): AutoMod, XP, the Redis caches,
+ *    prefix-command detection. Called with a batch of consecutive events of
+ *    the same name (one socket read may carry hundreds of MESSAGE_CREATE), so
+ *    a handler can pipeline its Redis commands for the whole batch in one
+ *    round trip. It may use ctx->redis (blocking, short timeout) and
+ *    ctx->rest ONLY through gh_rest_submit (non-blocking; the loop drives
+ *    gh_rest_poll), and enqueue jobs (gh_queue_enqueue). It must never touch
+ *    PostgreSQL (ctx->pg is NULL in gateway-lite) nor block on anything else.
+ *    Redis down: degrade (skip what needs Redis, log once per burst), never
+ *    fail the batch.
+ *  - job (in the worker): when any feature registers a job_fn for an event, or
+ *    the event is in the "always queued" list of gateway-lite (member, message
+ *    edit/delete, reaction, channel, invite, voice, DM events), gateway-lite
+ *    enqueues one job of kind "gateway:event" (features/events) with payload
+ *    {"t","d","shard","seq","received_ms"}, id "ev:<session_id>:<seq>" so a
+ *    resumed replay is not queued twice. Its runner calls each feature's
+ *    job_fn for that name with ev->d from the payload.
+ *
+ * Inline handlers of one event share ev->flags: AutoMod sets GH_EVF_AUTOMOD_HIT
+ * (and GH_EVF_SPAM for the spam/repeat rules, GH_EVF_DELETED when it deleted the
+ * message) before levels runs, so a flagged message earns no XP. */
+#define GH_EVF_AUTOMOD_HIT (1u << 0) /* some AutoMod rule matched (any action, log-only included) */
+#define GH_EVF_SPAM (1u << 1)        /* rate or repeat rule matched: no XP */
+#define GH_EVF_DELETED (1u << 2)     /* AutoMod deleted the message */
+#define GH_EVF_PREFIX_CMD (1u << 3)  /* a legacy prefix command: no XP, no other inline use */
+
+struct gh_gw_stats; /* lib/gateway: latency histograms; NULL outside gateway-lite */
+
+struct gh_event {
+    const char *name;    /* "MESSAGE_CREATE" (borrowed) */
+    uint64_t guild_id;   /* d.guild_id, 0 = none (DM) */
+    struct json_object *d; /* the dispatch's "d" (borrowed, valid during the call) */
+    int shard_id;
+    int64_t seq;
+    int64_t received_us; /* monotonic microseconds when the frame was read (gh_mono_us) */
+    unsigned flags;      /* GH_EVF_* */
+    struct gh_gw_stats *stats; /* borrowed; NULL in the worker and in unit tests */
+};
+
+/* Inline: a batch of n events of one name (n >= 1). Returns GH_OK or a gh_err
+ * (logged by the caller; the other handlers still run). */
+typedef int (*gh_event_batch_fn)(struct gh_ctx *ctx, struct gh_event *const *evs, int n);
+/* Job: one event, in the worker. GH_OK, or an error to retry the job. */
+typedef int (*gh_event_job_fn)(struct gh_ctx *ctx, const struct gh_event *ev);
+
+struct gh_event_handler {
+    const char *name;           /* Discord dispatch name */
+    gh_event_batch_fn inline_fn; /* gateway-lite hot path; NULL = none */
+    gh_event_job_fn job_fn;      /* worker, from "gateway:event"; NULL = none */
+};
 
 struct gh_command {
     const char *name;                       /* 1-32, lower case */
@@ -71,6 +129,12 @@ struct gh_feature {
     const char *settings_schema; /* JSON Schema subset as text (lib/web/jschema.h), or NULL */
     unsigned premium_flags;
     int premium_rank; /* the tier the whole feature needs (0 free, 1 premium, 2 pro) */
+    const struct gh_event_handler *events; /* gateway events (see above) */
+    size_t n_events;
+    /* Gateway intents the feature needs (GH_INTENT_* bits, lib/gateway/intents.h);
+     * gateway-lite identifies with the union of every feature's, privileged ones
+     * only when GATEWAY_PRIVILEGED_INTENTS allows them. */
+    uint64_t intents;
 };
 
 #define GH_COUNT(a) (sizeof(a) / sizeof((a)[0]))

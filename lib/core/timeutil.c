@@ -27,6 +27,13 @@ int64_t gh_mono_ms(void)
     return clock_ms(CLOCK_MONOTONIC);
 }
 
+int64_t gh_mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 void gh_iso8601(int64_t epoch_ms, char *out, size_t size)
 {
     struct tm tm;

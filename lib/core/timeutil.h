@@ -7,6 +7,7 @@
 
 int64_t gh_now_ms(void);  /* wall clock, ms since the epoch (CLOCK_REALTIME) */
 int64_t gh_mono_ms(void); /* monotonic ms, for durations and timeouts */
+int64_t gh_mono_us(void); /* monotonic microseconds, for latencies */
 /* ISO 8601 UTC with milliseconds: 2026-11-25T11:02:07.123Z; out >= 25 bytes. */
 void gh_iso8601(int64_t epoch_ms, char *out, size_t size);
 /* A duration in seconds for people: "1w 2d", "3h 30m", "45s" (units w d h m
