@@ -42,16 +42,21 @@ typedef int (*gh_job_fn)(struct gh_ctx *ctx, const struct gh_job *job);
  *    round trip. It may use ctx->redis (blocking, short timeout) and
  *    ctx->rest ONLY through gh_rest_submit (non-blocking; the loop drives
  *    gh_rest_poll), and enqueue jobs (gh_queue_enqueue). It must never touch
- *    PostgreSQL (ctx->pg is NULL in gateway-lite) nor block on anything else.
+ *    PostgreSQL except through gh_setcache_get (lib/store/setcache.h: a
+ *    guild's parsed settings, cached in the process for
+ *    GATEWAY_SETTINGS_TTL_MS, read from Redis and on a miss from PostgreSQL),
+ *    nor block on anything else.
  *    Redis down: degrade (skip what needs Redis, log once per burst), never
  *    fail the batch.
- *  - job (in the worker): when any feature registers a job_fn for an event, or
- *    the event is in the "always queued" list of gateway-lite (member, message
- *    edit/delete, reaction, channel, invite, voice, DM events), gateway-lite
- *    enqueues one job of kind "gateway:event" (features/events) with payload
+ *  - job (in the worker): when any feature registers a job_fn for an event
+ *    (features/events registers one for every event that must become a job:
+ *    member, message edit/delete, reaction, channel, invite, voice, DM
+ *    events), gateway-lite, after the inline handlers ran, enqueues one job of kind "gateway:event" (features/events) with payload
  *    {"t","d","shard","seq","received_ms"}, id "ev:<session_id>:<seq>" so a
  *    resumed replay is not queued twice. Its runner calls each feature's
- *    job_fn for that name with ev->d from the payload.
+ *    job_fn for that name with ev->d from the payload. Inline handlers may
+ *    annotate ev->d with members named "gh_*" (e.g. the cached content of an
+ *    edited message) that the job then carries.
  *
  * Inline handlers of one event share ev->flags: AutoMod sets GH_EVF_AUTOMOD_HIT
  * (and GH_EVF_SPAM for the spam/repeat rules, GH_EVF_DELETED when it deleted the
@@ -81,9 +86,10 @@ typedef int (*gh_event_batch_fn)(struct gh_ctx *ctx, struct gh_event *const *evs
 typedef int (*gh_event_job_fn)(struct gh_ctx *ctx, const struct gh_event *ev);
 
 struct gh_event_handler {
-    const char *name;           /* Discord dispatch name */
+    const char *name;            /* Discord dispatch name */
     gh_event_batch_fn inline_fn; /* gateway-lite hot path; NULL = none */
     gh_event_job_fn job_fn;      /* worker, from "gateway:event"; NULL = none */
+    int job_dm_only;             /* job only for events without a guild (MESSAGE_CREATE in DMs) */
 };
 
 struct gh_command {

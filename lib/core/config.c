@@ -201,6 +201,22 @@ static const struct gh_cfg_entry table[] = {
      NULL},
     {"JOB_LEASE_S", GH_CFG_INT, FIELD(job_lease_s), "10", 0, 1, 3600,
      "Seconds a taken job stays leased before it returns to the queue", NULL},
+    /* gateway-lite (docs/gateway.md) */
+    {"GATEWAY_INTENTS", GH_CFG_INT, FIELD(gateway_intents), "-1", 0, -1, 2147483647,
+     "Gateway intents to identify with; -1 = what the registered features need", NULL},
+    {"GATEWAY_PRIVILEGED_INTENTS", GH_CFG_STR, FIELD(gateway_privileged), "", 0, 0, 0,
+     "Privileged intents allowed (comma list of members, presences, message_content); enable them in the "
+     "Developer Portal first",
+     NULL},
+    {"GATEWAY_COMPRESS", GH_CFG_STR, FIELD(gateway_compress), "zlib-stream", 0, 0, 0,
+     "Gateway transport compression: zlib-stream or none", NULL},
+    {"GATEWAY_OWNER", GH_CFG_STR, FIELD(gateway_owner), "", 0, 0, 0,
+     "Name of this gateway process in shard leases; empty = <hostname>:<pid>", NULL},
+    {"GATEWAY_STATUS_INTERVAL_MS", GH_CFG_INT, FIELD(gateway_status_interval_ms), "5000", 0, 100, 60000,
+     "How often gateway-lite writes shard status to Redis, in ms", NULL},
+    {"GATEWAY_SETTINGS_TTL_MS", GH_CFG_INT, FIELD(gateway_settings_ttl_ms), "10000", 0, 0, 600000,
+     "How long gateway-lite keeps a guild's parsed settings in memory, in ms (0 = read Redis every message)",
+     NULL},
     /* REST */
     {"REST_TIMEOUT_MS", GH_CFG_INT, FIELD(rest_timeout_ms), "30000", 0, 100, 300000,
      "Timeout of one Discord REST call in ms", NULL},

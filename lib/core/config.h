@@ -65,6 +65,13 @@ struct gh_config {
     int worker_tick_s;      /* WORKER_TICK_S, default 60: one run lasts tick + overlap */
     int worker_concurrency; /* WORKER_CONCURRENCY, default 2 */
     int job_lease_s;        /* JOB_LEASE_S, default 10 */
+    /* gateway-lite */
+    int gateway_intents;                /* GATEWAY_INTENTS, -1 = from the features */
+    char gateway_privileged[128];       /* GATEWAY_PRIVILEGED_INTENTS */
+    char gateway_compress[16];          /* GATEWAY_COMPRESS: zlib-stream | none */
+    char gateway_owner[128];            /* GATEWAY_OWNER, "" = <hostname>:<pid> */
+    int gateway_status_interval_ms;     /* GATEWAY_STATUS_INTERVAL_MS */
+    int gateway_settings_ttl_ms;        /* GATEWAY_SETTINGS_TTL_MS */
     /* REST */
     int rest_timeout_ms;  /* REST_TIMEOUT_MS, default 30000 */
     int rest_max_retries; /* REST_MAX_RETRIES, default 3 */
