@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/sha.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -159,7 +160,7 @@ static void srv_send_close(struct srv *s, int code, const char *reason)
     srv_send(s, GH_WSF_CLOSE, 1, b, 2 + rl);
 }
 
-enum hs_mode { HS_OK, HS_BAD_ACCEPT, HS_403, HS_SILENT };
+enum hs_mode { HS_OK, HS_BAD_ACCEPT, HS_403, HS_SILENT, HS_TLS_REFUSED };
 
 static void srv_handshake(struct srv *s, enum hs_mode mode)
 {
@@ -246,10 +247,12 @@ static struct server start_server(int tls, enum hs_mode mode, script_fn script)
         if (tls) {
             s.ssl = SSL_new(g_srv_ctx);
             SSL_set_fd(s.ssl, s.fd);
-            if (SSL_accept(s.ssl) != 1)
-                _exit(mode == HS_SILENT ? 0 : 4); /* a refused certificate ends here */
+            int ok = SSL_accept(s.ssl) == 1;
+            if (mode == HS_TLS_REFUSED)
+                _exit(ok ? 5 : 0); /* the client must abort the handshake */
+            CHECK(ok);
         }
-        srv_handshake(s.ssl ? &s : &s, mode);
+        srv_handshake(&s, mode);
         if (script)
             script(&s);
         if (mode == HS_SILENT) {
@@ -623,6 +626,168 @@ static void test_bad_url(void **state)
     gh_ws_free(NULL);
 }
 
+/* ---- TLS: a self-signed certificate made in memory ---- */
+
+static X509 *g_cert;
+static EVP_PKEY *g_key;
+
+static X509 *make_cert(EVP_PKEY *key, const char *san)
+{
+    X509 *x = X509_new();
+    assert_non_null(x);
+    X509_set_version(x, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+    X509_gmtime_adj(X509_getm_notBefore(x), -60);
+    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+    X509_set_pubkey(x, key);
+    X509_NAME *nm = X509_get_subject_name(x);
+    X509_NAME_add_entry_by_txt(nm, "CN", MBSTRING_ASC, (const unsigned char *)"guildhall test", -1, -1, 0);
+    X509_set_issuer_name(x, nm);
+    X509V3_CTX v3;
+    X509V3_set_ctx_nodb(&v3);
+    X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
+    X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name, san);
+    assert_non_null(ext);
+    X509_add_ext(x, ext, -1);
+    X509_EXTENSION_free(ext);
+    ext = X509V3_EXT_conf_nid(NULL, &v3, NID_basic_constraints, "critical,CA:TRUE");
+    assert_non_null(ext);
+    X509_add_ext(x, ext, -1);
+    X509_EXTENSION_free(ext);
+    assert_true(X509_sign(x, key, EVP_sha256()) > 0);
+    return x;
+}
+
+static void use_cert(const char *san)
+{
+    X509_free(g_cert);
+    SSL_CTX_free(g_srv_ctx);
+    g_cert = make_cert(g_key, san);
+    g_srv_ctx = SSL_CTX_new(TLS_server_method());
+    assert_non_null(g_srv_ctx);
+    assert_int_equal(SSL_CTX_use_certificate(g_srv_ctx, g_cert), 1);
+    assert_int_equal(SSL_CTX_use_PrivateKey(g_srv_ctx, g_key), 1);
+}
+
+/* Writes the certificate as a PEM file for opts.ca_file; caller unlinks. */
+static void cert_file(char *path, size_t n)
+{
+    snprintf(path, n, "/tmp/gh-test-ws-ca-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    assert_non_null(f);
+    assert_int_equal(PEM_write_X509(f, g_cert), 1);
+    fclose(f);
+}
+
+static void script_tls_echo(struct srv *s)
+{
+    unsigned char b[64];
+    size_t n;
+    int op;
+    CHECK(srv_recv(s, &op, b, sizeof(b), &n) == 0);
+    CHECK(op == GH_WSF_TEXT && n == 5 && memcmp(b, "hello", 5) == 0);
+    srv_send(s, GH_WSF_TEXT, 1, "echo:hello", 10);
+    srv_expect_close(s, 4000, "bye");
+    srv_send_close(s, 4000, "bye");
+}
+
+static void tls_session(int insecure, const char *ca_file, script_fn script, int nmsg)
+{
+    struct server sv = start_server(1, HS_OK, script);
+    struct gh_ws_opts o = {.insecure = insecure, .ca_file = ca_file};
+    struct gh_ws *ws = client(sv.port, 1, &o);
+    struct got g = {0};
+    assert_int_equal(pump(ws, &g, GH_WS_OPEN, 0, 3000), GH_OK);
+    assert_int_equal(gh_ws_state(ws), GH_WS_OPEN);
+    assert_int_equal(gh_ws_send_text(ws, "hello", 5), GH_OK);
+    assert_int_equal(pump(ws, &g, GH_WS_CLOSED, nmsg, 3000), GH_OK);
+    assert_int_equal(g.n, nmsg);
+    assert_string_equal(g.msg[0], "echo:hello");
+    if (nmsg > 1) {
+        assert_int_equal(g.len[1], BIG_LEN);
+        assert_string_equal(g.msg[15], "12");
+    }
+    assert_int_equal(gh_ws_close(ws, 4000, "bye"), GH_OK);
+    assert_true(pump(ws, &g, GH_WS_CLOSED, 0, 3000) < 0);
+    struct gh_ws_close_info ci;
+    gh_ws_get_close_info(ws, &ci);
+    assert_int_equal(ci.code, 4000);
+    assert_string_equal(ci.error, "");
+    gh_ws_free(ws);
+    got_free(&g);
+    expect_server_ok(&sv);
+}
+
+static void test_tls_insecure(void **state)
+{
+    (void)state;
+    use_cert("IP:127.0.0.1");
+    /* The big frame and the burst of small ones exercise partial TLS
+     * records and SSL_pending. */
+    tls_session(1, NULL, script_echo, 2003);
+}
+
+static void test_tls_verified_with_ca_file(void **state)
+{
+    (void)state;
+    use_cert("IP:127.0.0.1");
+    char path[64];
+    cert_file(path, sizeof(path));
+    tls_session(0, path, script_tls_echo, 1);
+    unlink(path);
+}
+
+static void tls_refused(const char *ca_file, const char *want_error)
+{
+    struct server sv = start_server(1, HS_TLS_REFUSED, NULL);
+    struct gh_ws_opts o = {.ca_file = ca_file};
+    struct gh_ws *ws = client(sv.port, 1, &o);
+    struct got g = {0};
+    assert_int_equal(pump(ws, &g, GH_WS_CLOSED, 0, 3000), GH_EIO);
+    struct gh_ws_close_info ci;
+    gh_ws_get_close_info(ws, &ci);
+    if (!strstr(ci.error, want_error))
+        fail_msg("error \"%s\" lacks \"%s\"", ci.error, want_error);
+    assert_non_null(strstr(ci.error, "certificate verify failed"));
+    gh_ws_free(ws);
+    expect_server_ok(&sv);
+}
+
+static void test_tls_self_signed_refused(void **state)
+{
+    (void)state;
+    use_cert("IP:127.0.0.1");
+    tls_refused(NULL, "self-signed");
+}
+
+static void test_tls_wrong_host_refused(void **state)
+{
+    (void)state;
+    use_cert("IP:127.0.0.2");
+    char path[64];
+    cert_file(path, sizeof(path));
+    tls_refused(path, "mismatch");
+    unlink(path);
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    g_key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    return g_key ? 0 : -1;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    X509_free(g_cert);
+    SSL_CTX_free(g_srv_ctx);
+    EVP_PKEY_free(g_key);
+    return 0;
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -636,6 +801,10 @@ int main(void)
         cmocka_unit_test(test_zlib_stream),
         cmocka_unit_test(test_connect_timeout),
         cmocka_unit_test(test_bad_url),
+        cmocka_unit_test(test_tls_insecure),
+        cmocka_unit_test(test_tls_verified_with_ca_file),
+        cmocka_unit_test(test_tls_self_signed_refused),
+        cmocka_unit_test(test_tls_wrong_host_refused),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
