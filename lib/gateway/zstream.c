@@ -47,7 +47,7 @@ static int ends_with_suffix(const unsigned char *p, size_t n)
 static int inflate_all(struct gh_zstream *zs, const unsigned char *src, size_t n, size_t *outlen)
 {
     if (!zs->out) {
-        size_t cap = OUT_INITIAL < zs->out_max + 1 ? OUT_INITIAL : zs->out_max + 1;
+        size_t cap = OUT_INITIAL < zs->out_max + 2 ? OUT_INITIAL : zs->out_max + 2;
         zs->out = malloc(cap);
         if (!zs->out)
             return fail(zs, GH_ENOMEM, "out of memory");
@@ -63,13 +63,15 @@ static int inflate_all(struct gh_zstream *zs, const unsigned char *src, size_t n
             zs->z.avail_in = take;
             left -= take;
         }
-        /* Keep one byte for the NUL. */
+        /* Keep one byte for the NUL. The buffer may reach out_max + 2 so
+         * that one byte over the limit can be seen (and refused) while a
+         * message of exactly out_max bytes still ends with room left. */
         if (have + 1 >= zs->out_cap) {
-            if (zs->out_cap > zs->out_max)
+            if (zs->out_cap >= zs->out_max + 2)
                 return fail(zs, GH_ETOOBIG, "inflated message too large");
             size_t ncap = zs->out_cap * 2;
-            if (ncap > zs->out_max + 1)
-                ncap = zs->out_max + 1;
+            if (ncap > zs->out_max + 2)
+                ncap = zs->out_max + 2;
             char *nb = realloc(zs->out, ncap);
             if (!nb)
                 return fail(zs, GH_ENOMEM, "out of memory");
