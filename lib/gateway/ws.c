@@ -20,6 +20,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -469,6 +470,43 @@ static int queue_upgrade(struct gh_ws *ws)
     return GH_OK;
 }
 
+/* OpenSSL's socket BIO writes with write(), which raises SIGPIPE on a
+ * connection the peer reset; a library must not kill its process. This BIO is
+ * the socket BIO with send(MSG_NOSIGNAL) for writes. */
+static BIO_METHOD *nosigpipe_method;
+static pthread_once_t nosigpipe_once = PTHREAD_ONCE_INIT;
+
+static int nosigpipe_write(BIO *b, const char *buf, int n)
+{
+    int fd = -1;
+    BIO_get_fd(b, &fd);
+    BIO_clear_retry_flags(b);
+    ssize_t r;
+    do {
+        r = send(fd, buf, (size_t)n, MSG_NOSIGNAL);
+    } while (r < 0 && errno == EINTR);
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        BIO_set_retry_write(b);
+    return (int)r;
+}
+
+static void nosigpipe_make(void)
+{
+    const BIO_METHOD *base = BIO_s_socket();
+    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR,
+                                 "guildhall socket");
+    if (!m)
+        return;
+    if (!BIO_meth_set_write(m, nosigpipe_write) || !BIO_meth_set_read(m, BIO_meth_get_read(base)) ||
+        !BIO_meth_set_puts(m, BIO_meth_get_puts(base)) || !BIO_meth_set_ctrl(m, BIO_meth_get_ctrl(base)) ||
+        !BIO_meth_set_create(m, BIO_meth_get_create(base)) ||
+        !BIO_meth_set_destroy(m, BIO_meth_get_destroy(base))) {
+        BIO_meth_free(m);
+        return;
+    }
+    nosigpipe_method = m;
+}
+
 static int start_tls(struct gh_ws *ws)
 {
     char eb[160];
@@ -499,8 +537,12 @@ static int start_tls(struct gh_ws *ws)
         if (ok != 1)
             return fail(ws, GH_EIO, 0, "TLS: cannot set the host name to verify");
     }
-    if (SSL_set_fd(ws->ssl, ws->fd) != 1)
-        return fail(ws, GH_EIO, 0, "TLS: SSL_set_fd: %s", tls_err_text(eb, sizeof(eb)));
+    pthread_once(&nosigpipe_once, nosigpipe_make);
+    BIO *bio = nosigpipe_method ? BIO_new(nosigpipe_method) : NULL;
+    if (!bio)
+        return fail(ws, GH_EIO, 0, "TLS: cannot make the socket BIO: %s", tls_err_text(eb, sizeof(eb)));
+    BIO_set_fd(bio, ws->fd, BIO_NOCLOSE);
+    SSL_set_bio(ws->ssl, bio, bio);
     ws->state = GH_WS_TLS;
     return GH_OK;
 }

@@ -772,6 +772,68 @@ static void test_tls_wrong_host_refused(void **state)
     unlink(path);
 }
 
+/* The server drops the connection: writes must fail with an error, not
+ * kill the process with SIGPIPE (left at its default for this test). */
+static void script_drop(struct srv *s)
+{
+    unsigned char b[64];
+    size_t n;
+    int op;
+    CHECK(srv_recv(s, &op, b, sizeof(b), &n) == 0); /* the client is open */
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    close(s->fd); /* RST */
+}
+
+static void dropped(int tls)
+{
+    struct server sv = start_server(tls, HS_OK, script_drop);
+    struct gh_ws_opts o = {.insecure = 1};
+    struct gh_ws *ws = client(sv.port, tls, &o);
+    struct got g = {0};
+    assert_int_equal(pump(ws, &g, GH_WS_OPEN, 0, 3000), GH_OK);
+    assert_int_equal(gh_ws_send_text(ws, "ready", 5), GH_OK);
+    expect_server_ok(&sv); /* the connection is gone now */
+    /* Consume the pending ECONNRESET (as an earlier read would): the next
+     * write then gets EPIPE, which raises SIGPIPE unless suppressed. */
+    int soerr = 0;
+    socklen_t sl = sizeof(soerr);
+    for (int i = 0; i < 100 && soerr == 0; i++) {
+        getsockopt(gh_ws_fd(ws), SOL_SOCKET, SO_ERROR, &soerr, &sl);
+        if (soerr == 0)
+            usleep(1000);
+    }
+    assert_int_equal(soerr, ECONNRESET);
+    signal(SIGPIPE, SIG_DFL);
+    int rc = GH_OK;
+    for (int i = 0; i < 50 && rc == GH_OK; i++) {
+        rc = gh_ws_send_text(ws, "still there?", 12);
+        if (rc == GH_OK)
+            rc = pump(ws, &g, GH_WS_CLOSED, 0, 20);
+    }
+    signal(SIGPIPE, SIG_IGN);
+    assert_true(rc < 0);
+    assert_int_equal(gh_ws_state(ws), GH_WS_CLOSED);
+    struct gh_ws_close_info ci;
+    gh_ws_get_close_info(ws, &ci);
+    assert_int_equal(ci.code, 0);
+    assert_true(ci.error[0] != '\0');
+    gh_ws_free(ws);
+}
+
+static void test_dropped_plain(void **state)
+{
+    (void)state;
+    dropped(0);
+}
+
+static void test_dropped_tls(void **state)
+{
+    (void)state;
+    use_cert("IP:127.0.0.1");
+    dropped(1);
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -805,6 +867,8 @@ int main(void)
         cmocka_unit_test(test_tls_verified_with_ca_file),
         cmocka_unit_test(test_tls_self_signed_refused),
         cmocka_unit_test(test_tls_wrong_host_refused),
+        cmocka_unit_test(test_dropped_plain),
+        cmocka_unit_test(test_dropped_tls),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
