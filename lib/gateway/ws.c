@@ -57,6 +57,7 @@ struct gh_ws {
     SSL_CTX *ctx;
     SSL *ssl;
     int tls_want_write;  /* the last TLS call wants POLLOUT */
+    int tls_write_wants_read; /* SSL_write is waiting for readable, not writable */
     size_t tls_retry_len; /* SSL_write must be retried with this length (0 = none) */
 
     char host[256];
@@ -228,12 +229,14 @@ static ssize_t io_write(struct gh_ws *ws, const void *buf, size_t n)
     if (r > 0) {
         ws->tls_retry_len = 0;
         ws->tls_want_write = 0;
+        ws->tls_write_wants_read = 0;
         return r;
     }
     int e = SSL_get_error(ws->ssl, r);
     if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
         ws->tls_retry_len = len;
         ws->tls_want_write = e == SSL_ERROR_WANT_WRITE;
+        ws->tls_write_wants_read = e == SSL_ERROR_WANT_READ;
         return 0;
     }
     if (e == SSL_ERROR_SYSCALL) {
@@ -924,10 +927,8 @@ struct gh_ws *gh_ws_connect(const char *url, const struct gh_ws_opts *opts, char
     }
     ws->ai_next = ws->ai_list;
     ws->deadline_ms = gh_mono_ms() + ws->opts.connect_timeout_ms;
-    if (start_tcp(ws) != GH_OK) {
-        snprintf(err, errlen, "%s", ws->info.error);
-        goto fail;
-    }
+    if (start_tcp(ws) != GH_OK)
+        finish(ws, GH_EIO); /* refused at once: reported by gh_ws_service like a late refusal */
     return ws;
 fail:
     gh_ws_free(ws);
@@ -961,7 +962,8 @@ short gh_ws_events(const struct gh_ws *ws)
     if (!ws || ws->state == GH_WS_CLOSED)
         return 0;
     short ev = POLLIN;
-    if (ws->state == GH_WS_CONNECTING || ws->wlen > ws->wpos || ws->tls_want_write)
+    if (ws->state == GH_WS_CONNECTING || ws->tls_want_write ||
+        (ws->wlen > ws->wpos && !ws->tls_write_wants_read))
         ev |= POLLOUT;
     return ev;
 }

@@ -614,6 +614,27 @@ static void test_connect_timeout(void **state)
     close(lfd);
 }
 
+static void test_refused(void **state)
+{
+    (void)state;
+    /* A port nobody listens on (bound, then closed). */
+    int port;
+    int lfd = listen_loopback(&port);
+    close(lfd);
+    struct gh_ws_opts o = {0};
+    struct gh_ws *ws = client(port, 0, &o);
+    struct got g = {0};
+    int rc = pump(ws, &g, GH_WS_CLOSED, 0, 3000); /* already closed (GH_OK) or closes now */
+    assert_true(rc == GH_OK || rc == GH_EIO);
+    assert_int_equal(gh_ws_state(ws), GH_WS_CLOSED);
+    assert_int_equal(gh_ws_service(ws, 0, on_msg, &g), GH_EIO);
+    struct gh_ws_close_info ci;
+    gh_ws_get_close_info(ws, &ci);
+    if (!strstr(ci.error, "refused"))
+        fail_msg("error: %s", ci.error);
+    gh_ws_free(ws);
+}
+
 static void test_bad_url(void **state)
 {
     (void)state;
@@ -863,6 +884,7 @@ int main(void)
         cmocka_unit_test(test_zlib_stream),
         cmocka_unit_test(test_connect_timeout),
         cmocka_unit_test(test_bad_url),
+        cmocka_unit_test(test_refused),
         cmocka_unit_test(test_tls_insecure),
         cmocka_unit_test(test_tls_verified_with_ca_file),
         cmocka_unit_test(test_tls_self_signed_refused),
