@@ -15,6 +15,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -593,6 +594,54 @@ static void test_zlib_stream(void **state)
     expect_server_ok(&sv);
 }
 
+/* Frames written a few bytes at a time: the client must wait for the rest
+ * of headers and payloads across reads. */
+static void script_trickle(struct srv *s)
+{
+    int one = 1;
+    setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    unsigned char all[1024];
+    size_t len = 0;
+    char mid[300];
+    memset(mid, 'q', sizeof(mid));
+    len += gh_wsf_encode(all + len, sizeof(all) - len, GH_WSF_TEXT, 1, mid, sizeof(mid), NULL);
+    len += gh_wsf_encode(all + len, sizeof(all) - len, GH_WSF_TEXT, 0, "ab", 2, NULL);
+    len += gh_wsf_encode(all + len, sizeof(all) - len, GH_WSF_PING, 1, "x", 1, NULL);
+    len += gh_wsf_encode(all + len, sizeof(all) - len, GH_WSF_CONT, 1, "cd", 2, NULL);
+    for (size_t i = 0; i < len; i += 3) {
+        srv_write_all(s, all + i, len - i < 3 ? len - i : 3);
+        usleep(300);
+    }
+    unsigned char b[64];
+    size_t n;
+    int op;
+    CHECK(srv_recv(s, &op, b, sizeof(b), &n) == 0);
+    CHECK(op == GH_WSF_PONG && n == 1 && b[0] == 'x');
+    srv_send_close(s, 1000, "");
+    srv_expect_close(s, 1000, NULL);
+}
+
+static void test_trickle(void **state)
+{
+    (void)state;
+    struct server sv = start_server(0, HS_OK, script_trickle);
+    struct gh_ws_opts o = {0};
+    struct gh_ws *ws = client(sv.port, 0, &o);
+    struct got g = {0};
+    assert_true(pump(ws, &g, GH_WS_CLOSED, 0, 3000) < 0);
+    assert_int_equal(g.n, 2);
+    assert_int_equal(g.len[0], 300);
+    assert_int_equal(g.msg[0][299], 'q');
+    assert_string_equal(g.msg[1], "abcd");
+    struct gh_ws_close_info ci;
+    gh_ws_get_close_info(ws, &ci);
+    assert_int_equal(ci.code, 1000);
+    assert_string_equal(ci.error, "");
+    gh_ws_free(ws);
+    got_free(&g);
+    expect_server_ok(&sv);
+}
+
 static void test_connect_timeout(void **state)
 {
     (void)state;
@@ -882,6 +931,7 @@ int main(void)
         cmocka_unit_test(test_masked_server_frame),
         cmocka_unit_test(test_too_big),
         cmocka_unit_test(test_zlib_stream),
+        cmocka_unit_test(test_trickle),
         cmocka_unit_test(test_connect_timeout),
         cmocka_unit_test(test_bad_url),
         cmocka_unit_test(test_refused),
