@@ -52,7 +52,9 @@ struct gh_ws *gh_ws_connect(const char *url, const struct gh_ws_opts *opts, char
  * crash or a dropped link looks like to the peer). */
 void gh_ws_free(struct gh_ws *ws);
 
-int gh_ws_fd(const struct gh_ws *ws);       /* for poll(); -1 once closed */
+/* For poll(); -1 once closed. Read it again before each poll(): while
+ * CONNECTING it changes when the next resolved address is tried. */
+int gh_ws_fd(const struct gh_ws *ws);
 short gh_ws_events(const struct gh_ws *ws); /* POLLIN, plus POLLOUT while connecting or writes are pending */
 enum gh_ws_state gh_ws_state(const struct gh_ws *ws);
 
