@@ -43,9 +43,9 @@
 #include "gateway/wsframe.h"
 #include "gateway/zstream.h"
 
-#define RBUF_CHUNK 65536          /* bytes asked from the socket per read */
-#define MAX_RESPONSE_HEAD 16384   /* HTTP upgrade response headers */
-#define CLOSE_WAIT_MS 2000        /* gh_ws_close: wait this long for the peer's close */
+#define RBUF_CHUNK 65536        /* bytes asked from the socket per read */
+#define MAX_RESPONSE_HEAD 16384 /* HTTP upgrade response headers */
+#define CLOSE_WAIT_MS 2000      /* gh_ws_close: wait this long for the peer's close */
 #define DEFAULT_MAX_MESSAGE (16u << 20)
 #define DEFAULT_CONNECT_TIMEOUT_MS 10000
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -56,9 +56,9 @@ struct gh_ws {
     int tls;
     SSL_CTX *ctx;
     SSL *ssl;
-    int tls_want_write;  /* the last TLS call wants POLLOUT */
+    int tls_want_write;       /* the last TLS call wants POLLOUT */
     int tls_write_wants_read; /* SSL_write is waiting for readable, not writable */
-    size_t tls_retry_len; /* SSL_write must be retried with this length (0 = none) */
+    size_t tls_retry_len;     /* SSL_write must be retried with this length (0 = none) */
 
     char host[256];
     char port[8];
@@ -496,8 +496,8 @@ static int nosigpipe_write(BIO *b, const char *buf, int n)
 static void nosigpipe_make(void)
 {
     const BIO_METHOD *base = BIO_s_socket();
-    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR,
-                                 "guildhall socket");
+    BIO_METHOD *m =
+        BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR, "guildhall socket");
     if (!m)
         return;
     if (!BIO_meth_set_write(m, nosigpipe_write) || !BIO_meth_set_read(m, BIO_meth_get_read(base)) ||
@@ -521,8 +521,8 @@ static int start_tls(struct gh_ws *ws)
         int ok = ws->ca_file[0] ? SSL_CTX_load_verify_locations(ws->ctx, ws->ca_file, NULL)
                                 : SSL_CTX_set_default_verify_paths(ws->ctx);
         if (ok != 1)
-            return fail(ws, GH_EIO, 0, "TLS: cannot load CA certificates%s%s: %s", ws->ca_file[0] ? " from " : "",
-                        ws->ca_file, tls_err_text(eb, sizeof(eb)));
+            return fail(ws, GH_EIO, 0, "TLS: cannot load CA certificates%s%s: %s",
+                        ws->ca_file[0] ? " from " : "", ws->ca_file, tls_err_text(eb, sizeof(eb)));
         SSL_CTX_set_verify(ws->ctx, SSL_VERIFY_PEER, NULL);
     } else {
         SSL_CTX_set_verify(ws->ctx, SSL_VERIFY_NONE, NULL);
@@ -676,7 +676,8 @@ static void deliver(struct gh_ws *ws, unsigned char *p, size_t n, gh_ws_msg_fn o
     p[n] = saved;
 }
 
-static int handle_message(struct gh_ws *ws, int op, unsigned char *p, size_t n, gh_ws_msg_fn on_msg, void *arg)
+static int handle_message(struct gh_ws *ws, int op, unsigned char *p, size_t n, gh_ws_msg_fn on_msg,
+                          void *arg)
 {
     if (op == GH_WSF_BINARY && ws->opts.zlib_stream) {
         const char *out;
@@ -1018,7 +1019,8 @@ int gh_ws_service(struct gh_ws *ws, short revents, gh_ws_msg_fn on_msg, void *ar
                     ws->opts.connect_timeout_ms, what[ws->state], ws->host, ws->port);
     }
     if (ws->state == GH_WS_CLOSING && now >= ws->close_deadline_ms)
-        return fail(ws, GH_ETIMEOUT, 0, "the peer did not answer our close frame within %d ms", CLOSE_WAIT_MS);
+        return fail(ws, GH_ETIMEOUT, 0, "the peer did not answer our close frame within %d ms",
+                    CLOSE_WAIT_MS);
     int rc;
     if (ws->state == GH_WS_CONNECTING) {
         rc = step_connect(ws, revents);
