@@ -297,12 +297,21 @@ static int post_reply(struct gh_ctx *ctx, json_object *message, const char *text
     } else {
         json_object_object_add(body, "content", json_object_new_string(text));
     }
-    if (!json_object_object_get_ex(body, "allowed_mentions", &v)) {
+    /* the handler's allowed_mentions win; the reply itself never pings unless they say so */
+    if (!json_object_object_get_ex(body, "allowed_mentions", &v) || !json_object_is_type(v, json_type_object)) {
         json_object *am = json_object_new_object();
         json_object_object_add(am, "parse", json_object_new_array());
-        json_object_object_add(am, "replied_user", json_object_new_boolean(0));
         json_object_object_add(body, "allowed_mentions", am);
+        v = am;
+    } else {
+        json_object *copy = json_object_new_object();
+        json_object_object_foreach(v, mk, mv) json_object_object_add(copy, mk, json_object_get(mv));
+        json_object_object_add(body, "allowed_mentions", copy); /* never edit the handler's object */
+        v = copy;
     }
+    json_object *ru = NULL;
+    if (!json_object_object_get_ex(v, "replied_user", &ru))
+        json_object_object_add(v, "replied_user", json_object_new_boolean(0));
     json_object *ref = json_object_new_object();
     json_object_object_add(ref, "message_id", json_object_new_string(gh_json_get_str(message, "id")));
     json_object_object_add(ref, "channel_id", json_object_new_string(gh_json_get_str(message, "channel_id")));
