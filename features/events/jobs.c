@@ -590,6 +590,7 @@ int gh_events_run_prefix(struct gh_ctx *ctx, const struct gh_job *job)
 
     /* the router's own path: enabled state, handler, command_log, metrics */
     gh_interactions_route(ctx, &ix, &resp);
+    (void)gh_metrics_flush(ctx->redis); /* the router defers its counters; the worker has no tick */
     if (gh_json_parse(resp.body.data, resp.body.len, 32, &resp_json) != GH_OK) {
         GH_ERROR(&ctx->log, "events: %s%s answered something that is not JSON", s.prefix, cmd->name);
         rc = GH_OK;
