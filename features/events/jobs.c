@@ -552,7 +552,6 @@ int gh_events_run_prefix(struct gh_ctx *ctx, const struct gh_job *job)
     (void)snprintf(idtext, sizeof(idtext), "%" PRIu64, message_id);
     json_object_object_add(ix_json, "type", json_object_new_int(2));
     json_object_object_add(ix_json, "id", json_object_new_string(idtext));
-    (void)snprintf(atext + 0, sizeof(atext), "%" PRIu64, aperms);
     char appid[24];
     (void)snprintf(appid, sizeof(appid), "%" PRIu64, ctx->cfg ? ctx->cfg->application_id : 0);
     json_object_object_add(ix_json, "application_id", json_object_new_string(appid[0] != '0' ? appid : "1"));
