@@ -189,9 +189,12 @@ static void guildset_del(struct guildset *g, uint64_t id)
 static int build_url(const struct gh_gateway *gw, const char *base, char *out, size_t size)
 {
     size_t n = strcspn(base, "?");
-    while (n > 0 && base[n - 1] == '/')
-        n--;
-    int w = snprintf(out, size, "%.*s/?v=10&encoding=json%s", (int)n, base,
+    const char *scheme = strstr(base, "://");
+    const char *path = scheme ? strchr(scheme + 3, '/') : NULL;
+    /* wss://gateway.discord.gg -> wss://gateway.discord.gg/?v=10...;
+     * ws://127.0.0.1:1/gateway keeps its path as is */
+    int slash = !path || (size_t)(path - base) >= n;
+    int w = snprintf(out, size, "%.*s%s?v=10&encoding=json%s", (int)n, base, slash ? "/" : "",
                      gw->o.zlib_stream ? "&compress=zlib-stream" : "");
     return w > 0 && (size_t)w < size ? GH_OK : GH_ETOOBIG;
 }
@@ -322,8 +325,12 @@ static void send_heartbeat(struct conn *c)
     json_object_object_add(o, "op", json_object_new_int(GH_GW_OP_HEARTBEAT));
     json_object_object_add(o, "d", c->p.seq > 0 ? json_object_new_int64(c->p.seq) : NULL);
     if (send_payload(c, o, 1) == GH_OK) {
-        int64_t late = gh_shard_heartbeat_sent(&c->p, gh_mono_ms());
-        gh_hist_add(&c->stats.hb_late_us, late * 1000);
+        int64_t now_us = gh_mono_us();
+        int64_t due_us = c->p.hb_due_ms * 1000;
+        gh_shard_heartbeat_sent(&c->p, now_us / 1000);
+        /* how late versus its due time: measures loop stalls (a heartbeat
+         * Discord asked for with op 1 counts as on time) */
+        gh_hist_add(&c->stats.hb_late_us, due_us > 0 && now_us > due_us ? now_us - due_us : 0);
     }
     json_object_put(o);
 }
