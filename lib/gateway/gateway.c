@@ -904,7 +904,10 @@ static void write_status(struct conn *c, const char *state_override)
     snprintf(f[n++].value, sizeof(f[0].value), "%s",
              state_override ? state_override : gh_shard_state_name(c->p.state));
     fmt_field(&f[n++], "guilds", (long long)c->guilds.n);
-    fmt_field(&f[n++], "latency_ms", (long long)c->p.latency_ms);
+    fmt_field(&f[n], "latency_ms", (long long)c->p.latency_ms);
+    if (c->p.latency_ms < 0)
+        f[n].value[0] = '\0'; /* unknown: readers show it as such */
+    n++;
     fmt_field(&f[n++], "last_heartbeat_ms", (long long)c->last_hb_wall_ms);
     fmt_field(&f[n++], "started_ms", (long long)c->started_wall_ms);
     f[n].name = "owner";
