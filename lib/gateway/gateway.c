@@ -36,6 +36,7 @@
 #define STANDBY_RETRY_MS 3000     /* a shard owned elsewhere: try its lease this often */
 #define SEQ_SAVE_MS 1000          /* session seq written at least this often */
 #define SPOOL_RETRY_MS 1000
+#define SESSION_REFRESH_MS 60000 /* session TTL refreshed at least this often */
 #define HELLO_TIMEOUT_MS 30000
 #define BATCH_MAX 512             /* dispatches held before the inline handlers run */
 #define SHUTDOWN_CLOSE_MS 2000
@@ -63,6 +64,7 @@ struct conn {
     int64_t next_lease_ms;
     int64_t seq_saved;
     int64_t next_seq_save_ms;
+    int64_t session_saved_ms;
     int64_t connect_ms;       /* when the current socket was opened (mono) */
     int64_t started_wall_ms;  /* lease acquired (status "started_ms") */
     int64_t last_hb_wall_ms;  /* last heartbeat ACK (wall) */
@@ -397,9 +399,13 @@ static void save_session(struct conn *c)
 
 static void save_seq(struct conn *c, int64_t now)
 {
-    if (now < c->next_seq_save_ms || !c->p.session_id[0] || c->p.seq == c->seq_saved)
+    if (now < c->next_seq_save_ms || !c->p.session_id[0])
+        return;
+    /* a quiet shard still refreshes the TTL now and then */
+    if (c->p.seq == c->seq_saved && now - c->session_saved_ms < SESSION_REFRESH_MS)
         return;
     c->next_seq_save_ms = now + SEQ_SAVE_MS;
+    c->session_saved_ms = now;
     /* a whole save also recreates a session lost with Redis */
     save_session(c);
 }
