@@ -110,6 +110,8 @@ struct gh_gateway {
     int64_t next_status_ms;
     uint64_t rng;
     int fatal_token;
+    int house_count;
+    int64_t house_ms;
     int stopping;
     /* log throttles */
     int64_t log_budget_ms, log_redis_ms, log_parse_ms, log_handler_ms, log_spool_ms;
@@ -618,6 +620,29 @@ static void set_pending(struct conn *c, struct gh_shard_act a)
     c->has_pending = 1;
 }
 
+/* One gh_ws_service call reads for as long as data keeps coming (a flood
+ * can keep it busy for seconds). Every HOUSE_EVERY messages, at most every
+ * HOUSE_MS: run the inline handlers on what is batched, send every shard's
+ * due heartbeat, and drive the REST transfers (urgent calls go out now).
+ * Zombie checks and reconnects wait for the loop (a socket is never freed
+ * inside its own service call). */
+#define HOUSE_EVERY 64
+#define HOUSE_MS 5
+
+static void housekeeping(struct conn *cur, int64_t now)
+{
+    struct gh_gateway *gw = cur->gw;
+
+    flush_batch(cur);
+    for (int i = 0; i < gw->nconns; i++) {
+        struct conn *c = &gw->conns[i];
+        if (c->ws && gh_ws_state(c->ws) == GH_WS_OPEN && c->p.hb_due_ms > 0 && now >= c->p.hb_due_ms &&
+            !c->p.awaiting_ack)
+            send_heartbeat(c);
+    }
+    gh_rest_poll(gw->ctx->rest, 0);
+}
+
 static void on_msg(void *arg, const char *data, size_t len)
 {
     struct conn *c = arg;
@@ -625,6 +650,14 @@ static void on_msg(void *arg, const char *data, size_t len)
     int64_t received_us = gh_mono_us();
     json_object *obj, *s = NULL, *d = NULL;
     int64_t op = -1, seq = 0;
+
+    if (++gw->house_count >= HOUSE_EVERY) {
+        gw->house_count = 0;
+        if (received_us / 1000 - gw->house_ms >= HOUSE_MS) {
+            gw->house_ms = received_us / 1000;
+            housekeeping(c, gw->house_ms);
+        }
+    }
 
     json_tokener_reset(gw->tok);
     obj = json_tokener_parse_ex(gw->tok, data, (int)len);
