@@ -153,11 +153,13 @@ static char unaccent(unsigned char b)
  * whitespace and invisible character dropped, look-alike punctuation made
  * ASCII, "(dot)", "[dot]", "[.]", "(.)", "{.}" made ".", "hxxp" made "http",
  * backslashes made slashes. offs[i] (may be NULL) gets the offset in the
- * original text of out[i]. Returns the length. */
-static size_t compact(const char *text, size_t len, char *out, size_t n, size_t *offs)
+ * original text of out[i], gap[i] (may be NULL) is 1 when whitespace (or the
+ * start) came before it. Returns the length. */
+static size_t compact(const char *text, size_t len, char *out, size_t n, size_t *offs, unsigned char *gap)
 {
     const unsigned char *p = (const unsigned char *)text;
     size_t i = 0, o = 0;
+    int spaced = 1;
     while (i < len && o + 1 < n) {
         size_t skip = invisible_len(p + i, len - i), used = 0;
         char c;
@@ -167,8 +169,12 @@ static size_t compact(const char *text, size_t len, char *out, size_t n, size_t 
         }
         if (isspace(p[i])) {
             i++;
+            spaced = 1;
             continue;
         }
+        if (gap)
+            gap[o] = (unsigned char)spaced;
+        spaced = 0;
         if ((c = lookalike(p + i, len - i, &used)) != 0) {
             if (offs)
                 offs[o] = i;
@@ -227,6 +233,18 @@ static void copy_matched(const char *text, size_t len, size_t from, size_t to, c
     matched[k] = '\0';
 }
 
+/* Offset in the original text just past compact()'s character e - 1. */
+static size_t end_of(const size_t *offs, size_t e, const char *text, size_t len)
+{
+    size_t x;
+    if (e == 0)
+        return 0;
+    x = offs[e - 1] + 1;
+    while (x < len && ((unsigned char)text[x] & 0xc0) == 0x80)
+        x++;
+    return x;
+}
+
 /* ------------------------------------------------------------ invites */
 
 /* What counts as an invite (docs/features/automod.md): after compact(), a
@@ -244,24 +262,27 @@ int gh_am_match_invite(const char *text, size_t len, char *matched, size_t mlen)
 {
     char buf[NORM_MAX];
     size_t offs[NORM_MAX];
+    unsigned char gap[NORM_MAX];
     size_t n;
 
     if (!text || len == 0)
         return 0;
-    n = compact(text, len, buf, sizeof(buf), offs);
+    n = compact(text, len, buf, sizeof(buf), offs, gap);
     for (size_t h = 0; h < sizeof(invite_hosts) / sizeof(invite_hosts[0]); h++) {
         size_t hl = strlen(invite_hosts[h]);
         for (const char *s = buf; (s = strstr(s, invite_hosts[h])) != NULL; s++) {
             size_t at = (size_t)(s - buf), e = at + hl, codes = 0;
             /* not part of a longer host name: "notdiscord.gg" is someone else's */
-            if (at > 0 && (isalnum((unsigned char)buf[at - 1]) || buf[at - 1] == '-'))
+            if (at > 0 && !gap[at] && (isalnum((unsigned char)buf[at - 1]) || buf[at - 1] == '-'))
                 continue;
             while (e < n && (isalnum((unsigned char)buf[e]) || buf[e] == '-')) {
+                if (codes >= 2 && gap[e])
+                    break; /* the next word */
                 e++;
                 codes++;
             }
             if (codes >= 2) {
-                copy_matched(text, len, offs[at], e < n ? offs[e] : len, matched, mlen);
+                copy_matched(text, len, offs[at], end_of(offs, e, text, len), matched, mlen);
                 return 1;
             }
         }
@@ -296,24 +317,28 @@ int gh_am_match_links(const char *text, size_t len, char *const *domains, int n_
 {
     char buf[NORM_MAX];
     size_t offs[NORM_MAX];
+    unsigned char gap[NORM_MAX];
     size_t n;
 
     if (!text || len == 0 || (!allow_mode && n_domains == 0))
         return 0;
-    n = compact(text, len, buf, sizeof(buf), offs);
+    n = compact(text, len, buf, sizeof(buf), offs, gap);
     for (size_t i = 0; i < n; i++) {
         size_t hs;
         if (strncmp(buf + i, "http://", 7) == 0)
             hs = i + 7;
         else if (strncmp(buf + i, "https://", 8) == 0)
             hs = i + 8;
-        else if (strncmp(buf + i, "www.", 4) == 0 && (i == 0 || !host_char(buf[i - 1])))
+        else if (strncmp(buf + i, "www.", 4) == 0 && (gap[i] || !host_char(buf[i - 1])))
             hs = i;
         else
             continue;
         /* skip user info: "user@host" */
         size_t e = hs;
         while (e < n && (host_char(buf[e]) || buf[e] == '@')) {
+            /* whitespace ends the host unless it sits next to a dot ("evil . com") */
+            if (e > hs && gap[e] && buf[e] != '.' && buf[e - 1] != '.')
+                break;
             if (buf[e] == '@')
                 hs = e + 1;
             e++;
@@ -329,7 +354,7 @@ int gh_am_match_links(const char *text, size_t len, char *const *domains, int n_
         for (int d = 0; d < n_domains && !listed; d++)
             listed = domains[d] && domain_matches(buf + hs, hl, domains[d]);
         if (allow_mode ? !listed : listed) {
-            copy_matched(text, len, offs[i], e < n ? offs[e] : len, matched, mlen);
+            copy_matched(text, len, offs[i], end_of(offs, e, text, len), matched, mlen);
             return 1;
         }
         i = e > i ? e - 1 : i;
