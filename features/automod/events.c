@@ -131,6 +131,15 @@ static void post_load(struct gh_ctx *ctx, struct gh_am_settings *s)
     }
     if (s->exempt_managers)
         load_manager_roles(ctx, s);
+    /* the owner, from the gateway's guild cache (Redis only) */
+    {
+        char key[96];
+        redisReply *r = NULL;
+        if (ctx->redis && gh_key_guild(key, sizeof(key), s->guild_id, "cache", "guild") == GH_OK &&
+            (r = gh_redis_cmd(ctx->redis, "HGET %s owner_id", key)) != NULL && r->type == REDIS_REPLY_STRING)
+            (void)gh_cstr_to_u64(r->str, &s->owner_id);
+        freeReplyObject(r);
+    }
 }
 
 struct item {

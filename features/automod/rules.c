@@ -909,6 +909,8 @@ int gh_am_exempt_all(const struct gh_am_settings *s, const struct gh_am_msg *m)
 {
     if (!s || !m)
         return 1;
+    if (s->owner_id && m->author_id == s->owner_id)
+        return 1;
     if (has_id(s->exempt_channels, s->n_exempt_channels, m->channel_id))
         return 1;
     if (any_role(s->exempt_roles, s->n_exempt_roles, m))

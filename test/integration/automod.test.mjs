@@ -205,6 +205,22 @@ test('log-only offence: recorded with no actions, no case, nothing on Discord', 
   assert.deepEqual(await m.actions(g, since), []);
 });
 
+test('never on the owner or a member above the bot: the offence is recorded, no case, no Discord call', async (t) => {
+  const { g, gid } = await setup(t);
+  m.quiet(g);
+  const since = await h.fake.seq();
+  enqueueOffence(gid, { user: users.owner.id, channel: snowflake(), message: snowflake(), rule: 'words', actions: ['warn', 'kick'] });
+  enqueueOffence(gid, { user: users.admin.id, channel: snowflake(), message: snowflake(), rule: 'words', actions: ['ban'] });
+  const rows = await waitFor(() => { const r = offences(gid); return r.length === 2 && r.every((x) => x.done) ? r : null; },
+    { timeout: 30000, message: 'both offences recorded' });
+  const byUser = Object.fromEntries(rows.map((r) => [r.user_id, r]));
+  assert.match(byUser[users.owner.id].outcome, /not acted on: the server owner/);
+  assert.match(byUser[users.admin.id].outcome, /not acted on: a member whose highest role is not below/);
+  assert.equal(m.cases(g).length, 0);
+  const acts = (await m.actions(g, since)).filter((r) => r.method !== 'GET');
+  assert.deepEqual(acts, []);
+});
+
 test('PostgreSQL down: the offence job waits and lands once PostgreSQL is back', async (t) => {
   const { g, gid } = await setup(t);
   m.quiet(g);
