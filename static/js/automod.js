@@ -188,7 +188,9 @@ export async function automodPage(view) {
         ? h('ul', { class: 'list' }, m.map((x) => h('li', {},
           h('strong', { text: x.title }), ' matched ', h('code', { text: x.matched }),
           ' → ', x.log_only ? 'log only' : (x.actions ?? []).join(', ') || 'no action')))
-        : h('p', { text: 'No rule would match this message (the rate and repeat rules need a history and are not tested).' }));
+        : h('p', { text: 'No rule would match this message (the rate and repeat rules need a history and are not tested).' }),
+        (res.invalid_patterns ?? []).map((x) => h('p', { class: 'field-error', text: `Pattern ${x.pattern} is ignored: ${x.error}` })),
+        res.regex_limit_hits ? h('p', { class: 'help', text: 'A pattern took too long on this message and counted as no match.' }) : null);
     } catch (err) {
       testOut.replaceChildren(h('p', { class: 'field-error', role: 'alert', text: errorText(err) }));
     }

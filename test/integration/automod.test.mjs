@@ -117,6 +117,13 @@ test('settings saved through the API (schema-checked), the test endpoint answers
   const test4 = await owner.post(`/guilds/${gid}/automod/test`,
     { content: 'THIS IS VERY LOUD TEXT', settings: { caps: { enabled: true, percent: 80, min_letters: 5 } } });
   assert.deepEqual(test4.body.matches.map((x) => x.rule), ['caps']);
+  // a pattern that does not compile is reported; one that backtracks forever counts as no match
+  const test5 = await owner.post(`/guilds/${gid}/automod/test`,
+    { content: `${'a'.repeat(60)}b`, settings: { regex: { enabled: true, patterns: ['(unclosed', '^(a|a)*$'] } } });
+  assert.equal(test5.status, 200, test5.text);
+  assert.deepEqual(test5.body.matches, []);
+  assert.equal(test5.body.regex_limit_hits, 1);
+  assert.deepEqual(test5.body.invalid_patterns.map((x) => x.pattern), ['(unclosed']);
   expectError(await owner.post(`/guilds/${gid}/automod/test`, {}), 400, 'invalid_input');
 });
 
