@@ -128,6 +128,7 @@ struct gh_am_settings {
     struct gh_am_regex *regex[GH_AM_MAX_REGEX];
     int n_regex;
     int n_regex_free;
+    int n_regex_invalid; /* patterns that did not compile (skipped) */
     int mention_everyone; /* @everyone / @here counts */
     int mention_max;      /* more than this many user + role mentions; 0 = no limit */
     /* filled by events.c after a load (not by the parser) */

@@ -119,6 +119,9 @@ static void post_load(struct gh_ctx *ctx, struct gh_am_settings *s)
     int rank = 0;
 
     s->post_loaded = 1;
+    if (s->n_regex_invalid > 0)
+        GH_WARN(&ctx->log, "automod: guild %" PRIu64 ": %d pattern(s) do not compile and are ignored", s->guild_id,
+                s->n_regex_invalid);
     if (s->n_words > s->n_words_free || s->n_regex > s->n_regex_free || s->n_words > GH_AM_FREE_WORDS ||
         s->n_regex > GH_AM_FREE_REGEX) {
         memset(&p, 0, sizeof(p));

@@ -34,8 +34,7 @@ static int get_b(json_object *p, const char *k)
     return gh_json_get_bool(p, k, &v) == GH_OK && v;
 }
 
-static void append(char *out, size_t n, const char *fmt, const char *what, const struct gh_mod_case *c, int rc,
-                   int dup)
+static void append(char *out, size_t n, const char *what, const struct gh_mod_case *c, int rc, int dup)
 {
     size_t used = strlen(out);
     if (used >= n)
@@ -46,7 +45,6 @@ static void append(char *out, size_t n, const char *fmt, const char *what, const
     else
         snprintf(out + used, n - used, "%s%s: failed (%s)", used ? "; " : "", what,
                  c->error[0] ? c->error : gh_strerror(rc));
-    (void)fmt;
 }
 
 /* The guild's owner: the gateway's guild cache (bot:{g}:cache:guild owner_id),
@@ -86,11 +84,12 @@ static int protected_member(struct gh_ctx *ctx, uint64_t guild_id, uint64_t user
     }
     if (gh_guildcache_roles(ctx, guild_id, &roles) == GH_OK &&
         gh_guildcache_member(ctx, guild_id, user_id, &member) == GH_OK &&
-        gh_guildcache_bot_position(ctx, guild_id, roles, &bot) == GH_OK &&
-        gh_guildcache_highest(roles, member) >= bot && bot >= 0 && gh_guildcache_highest(roles, member) > 0) {
-        snprintf(why, n, "a member whose highest role is not below Guildhall's");
-        prot = 1;
+        gh_guildcache_bot_position(ctx, guild_id, roles, &bot) == GH_OK) {
+        int mine = gh_guildcache_highest(roles, member);
+        prot = mine > 0 && mine >= bot; /* only @everyone (0) is always below */
     }
+    if (prot)
+        snprintf(why, n, "a member whose highest role is not below Guildhall's");
     json_object_put(member);
     json_object_put(roles);
     return prot;
@@ -174,7 +173,7 @@ static int job_offence(struct gh_ctx *ctx, const struct gh_job *job)
         /* one AutoMod warning per message, whichever rules matched and however often the job runs */
         req.interaction_id = acts[i].type == GH_MOD_WARN ? o.message_id : 0;
         rc = gh_mod_act(ctx, &req, &c, &dup);
-        append(outcome, sizeof(outcome), NULL, acts[i].name, &c, rc, dup);
+        append(outcome, sizeof(outcome), acts[i].name, &c, rc, dup);
         GH_INFO(&ctx->log, "automod: %s of user %" PRIu64 " in guild %" PRIu64 " for %s: %s", acts[i].name,
                 o.user_id, o.guild_id, gh_am_rule_name(o.rule), rc == GH_OK ? "done" : gh_strerror(rc));
         gh_mod_case_cleanup(&c);

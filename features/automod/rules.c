@@ -769,6 +769,7 @@ static int add_regexes(struct gh_am_settings *s, json_object *a, const struct gh
             break;
         }
         if ((re = gh_am_regex_new(p, err, sizeof(err))) == NULL) {
+            s->n_regex_invalid++;
             if (lg)
                 GH_WARN(lg, "automod: guild %" PRIu64 " pattern %zu ignored: %s", s->guild_id, i,
                         err[0] ? err : "out of memory");
