@@ -1,7 +1,7 @@
 /* curve.c - the level curve (MEE6's): going from level L to L + 1 takes
  * 5L^2 + 50L + 100 XP; reaching level L takes the sum of those steps below L.
  * Closed form: 5(L-1)L(2L-1)/6 + 25L(L-1) + 100L. Level 1 = 100 XP, 2 = 255,
- * 3 = 475, 5 = 1 250, 10 = 6 325, 100 = 1 899 250 (docs/features/levels.md). */
+ * 3 = 475, 5 = 1 150, 10 = 4 675, 100 = 1 899 250 (docs/features/levels.md). */
 #include "features/levels/levels.h"
 
 int64_t gh_lv_xp_to_next(int level)
