@@ -629,6 +629,52 @@ static void test_voice_rules(void **state)
     assert_int_equal(rget(fx, g, "xp", a), 50);
 }
 
+static void test_voice_job_and_off(void **state)
+{
+    struct fx *fx = *state;
+    uint64_t g = new_guild(fx, "{\"enabled\":true}"), off = new_guild(fx, "{\"enabled\":true,\"voice_enabled\":false}");
+    uint64_t a = random_id(), b = random_id();
+    struct gh_pg *live = fx->ctx.pg;
+    struct gh_job job;
+    char key[96], dg[96];
+    int awarded = -1;
+
+    voice_event(fx, off, a, 21, NULL);
+    voice_event(fx, off, b, 21, NULL);
+    snprintf(key, sizeof(key), "bot:{%" PRIu64 "}:levels:voice", off);
+    assert_int_equal(rnum(fx, "HLEN %s%s", key, ""), 0); /* voice XP off: not tracked */
+
+    voice_event(fx, g, a, 21, NULL);
+    voice_event(fx, g, b, 21, NULL);
+    snprintf(key, sizeof(key), "bot:{%" PRIu64 "}:levels:voice", g);
+    assert_int_equal(rnum(fx, "HLEN %s%s", key, ""), 2);
+    assert_true(jobs_matching(fx, "\"levels:voice\"") >= 1); /* the slot's voice job */
+    /* PostgreSQL down (settings unreadable): nothing moves, nothing is lost */
+    fx->ctx.pg = gh_pg_new(DEAD_PG, 2000, &fx->ctx.log);
+    freeReplyObject(gh_redis_cmd(fx->redis, "DEL bot:{%" PRIu64 "}:settings:levels", g));
+    assert_int_not_equal(gh_lv_voice_award(&fx->ctx, g, gh_now_ms() + 6 * 60000, &awarded), GH_OK);
+    gh_pg_free(fx->ctx.pg);
+    fx->ctx.pg = live;
+    assert_int_equal(rnum(fx, "HLEN %s%s", key, ""), 2);
+    assert_int_equal(rget(fx, g, "xp", a), -1);
+    /* the job (run now: the members joined just now, so under a minute: nothing earned yet),
+     * keeps the guild in the voice set and makes sure a flush follows */
+    memset(&job, 0, sizeof(job));
+    job.payload = json_tokener_parse("{\"shard\":3}");
+    assert_int_equal(gh_lv_job_voice(&fx->ctx, &job), GH_OK);
+    json_object_put(job.payload);
+    snprintf(dg, sizeof(dg), "bot:{global}:levels:voice_guilds:%d", SHARD);
+    assert_int_equal(rnum(fx, "SISMEMBER %s %s", dg, idtext(g)), 1);
+    assert_true(jobs_matching(fx, "\"levels:flush\"") >= 1);
+    /* both leave: the next run drops the guild from the voice set */
+    voice_event(fx, g, a, 0, NULL);
+    voice_event(fx, g, b, 0, NULL);
+    job.payload = json_tokener_parse("{\"shard\":3}");
+    assert_int_equal(gh_lv_job_voice(&fx->ctx, &job), GH_OK);
+    json_object_put(job.payload);
+    assert_int_equal(rnum(fx, "SISMEMBER %s %s", dg, idtext(g)), 0);
+}
+
 static void test_reset(void **state)
 {
     struct fx *fx = *state;
@@ -669,6 +715,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_flush_idempotent_and_pg_down, setup, teardown),
         cmocka_unit_test_setup_teardown(test_seed_after_redis_loss, setup, teardown),
         cmocka_unit_test_setup_teardown(test_voice_rules, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_voice_job_and_off, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reset, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
