@@ -111,5 +111,26 @@ test('two gateway processes, two shards: each awards its own guilds, the cooldow
   const ready0 = redisKeys(R, 'bot:{q*}:jobs:default:seen:levels:flush:0:*');
   const ready1 = redisKeys(R, 'bot:{q*}:jobs:default:seen:levels:flush:1:*');
   assert.ok(ready0.length >= 1 && ready1.length >= 1, `flush jobs queued: ${ready0} ${ready1}`);
-  void query;
+  // run both shards' flushes now (the worker), instead of waiting for the slot's end
+  for (const shard of [0, 1]) enqueue(`levels:flush:${shard}:test${Date.now()}`, 'levels:flush', { shard });
+  await waitFor(() => query(db, `SELECT guild_id::text AS g, xp::text AS xp FROM levels_members WHERE user_id = :'u' ORDER BY xp`,
+    { u }).length === 2, { timeout: 20000, message: 'both guilds flushed' });
+  const rows = query(db, `SELECT guild_id::text AS g, xp::text AS xp FROM levels_members WHERE user_id = :'u'`, { u });
+  const by = Object.fromEntries(rows.map((r) => [r.g, Number(r.xp)]));
+  assert.deepEqual(by, { [g0]: a, [g1]: b });
+  await waitFor(() => redis(R, 'SCARD', `bot:{${g0}}:levels:dirty`) === '0', { message: 'the dirty set emptied after the commit' });
 });
+
+function fnv1a(str) {
+  let x = 2166136261;
+  for (const c of Buffer.from(str)) { x ^= c; x = Math.imul(x, 16777619) >>> 0; }
+  return x >>> 0;
+}
+
+/** Queues a job on the default queue the way lib/store/queue.c does. */
+function enqueue(id, kind, payload) {
+  const p = fnv1a('default') % 4;
+  const job = { attempt: 1, id, kind, guild: null, payload, deadline_ms: 0, enqueued_ms: Date.now(), due_ms: 0 };
+  redis(R, 'SET', `bot:{q${p}}:jobs:default:seen:${id}`, 'queued', 'EX', '86400');
+  redis(R, 'LPUSH', `bot:{q${p}}:jobs:default:ready`, JSON.stringify(job));
+}
