@@ -267,6 +267,8 @@ struct item {
     int cooldown;
     const char *username;
     int state; /* 0 appended, 1 NOSCRIPT (retry with the body) */
+    int up;    /* awarded in a seeded guild: check for a level-up after the batch */
+    int64_t oldx, newx;
 };
 
 static uint64_t id_member(json_object *o, const char *key)
@@ -359,9 +361,9 @@ int gh_lv_on_messages(struct gh_ctx *ctx, struct gh_event *const *evs, int n)
             failed++;
             continue;
         }
-        if (awarded && seeded)
-            (void)gh_lv_levelup_enqueue(ctx, items[i].guild, items[i].user, items[i].channel, oldx, newx,
-                                        items[i].username);
+        items[i].up = awarded && seeded;
+        items[i].oldx = oldx;
+        items[i].newx = newx;
     }
     for (int i = 0; i < sadds; i++) {
         redisReply *r = gh_redis_get_reply(ctx->redis);
@@ -387,11 +389,16 @@ int gh_lv_on_messages(struct gh_ctx *ctx, struct gh_event *const *evs, int n)
                 failed++;
                 continue;
             }
-            if (awarded && seeded)
-                (void)gh_lv_levelup_enqueue(ctx, items[i].guild, items[i].user, items[i].channel, oldx, newx,
-                                            items[i].username);
+            items[i].up = awarded && seeded;
+            items[i].oldx = oldx;
+            items[i].newx = newx;
         }
     }
+    /* every reply read: the connection is free for the (rare) level-up jobs */
+    for (int i = 0; i < appended; i++)
+        if (items[i].up)
+            (void)gh_lv_levelup_enqueue(ctx, items[i].guild, items[i].user, items[i].channel, items[i].oldx,
+                                        items[i].newx, items[i].username);
     if (appended < m || failed > 0)
         redis_down(ctx, evs, n, "award");
     else

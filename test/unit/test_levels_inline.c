@@ -428,6 +428,8 @@ static void test_levelup_job(void **state)
     char key[128], needle[128];
     struct msg m = {g, u, 11, 0, 0, NULL, 0}, mv = {g, v, 11, 0, 0, NULL, 0};
 
+    long fails = gh_lv_redis_failures();
+
     /* 90 XP, one message crosses level 1 (100) */
     snprintf(key, sizeof(key), "bot:{%" PRIu64 "}:levels:seeded", g);
     freeReplyObject(gh_redis_cmd(fx->redis, "SET %s 1", key));
@@ -437,9 +439,26 @@ static void test_levelup_job(void **state)
     snprintf(needle, sizeof(needle), "levels:up:%" PRIu64 ":%" PRIu64 ":1", g, u);
     assert_int_equal(jobs_matching(fx, needle), 1);
     assert_int_equal(jobs_matching(fx, "\"levels:levelup\""), 1);
+    assert_int_equal(gh_lv_redis_failures(), fails); /* the batch's replies all read before the enqueue */
+    /* two users crossing in one batch with another guild's message between: every reply read */
+    uint64_t p = random_id(), q2 = random_id();
+    snprintf(key, sizeof(key), "bot:{%" PRIu64 "}:levels:xp:%" PRIu64, g, p);
+    freeReplyObject(gh_redis_cmd(fx->redis, "SET %s 250", key));
+    snprintf(key, sizeof(key), "bot:{%" PRIu64 "}:levels:xp:%" PRIu64, g, q2);
+    freeReplyObject(gh_redis_cmd(fx->redis, "SET %s 460", key));
+    uint64_t g2 = new_guild(fx, "{\"enabled\":true}");
+    struct msg two[3] = {{g, p, 11, 0, 0, NULL, 0}, {g2, random_id(), 11, 0, 0, NULL, 0}, {g, q2, 11, 0, 0, NULL, 0}};
+    assert_int_equal(run_batch(fx, two, 3, NULL), GH_OK);
+    assert_int_equal(gh_lv_redis_failures(), fails);
+    snprintf(needle, sizeof(needle), "levels:up:%" PRIu64 ":%" PRIu64 ":2", g, p);
+    assert_int_equal(jobs_matching(fx, needle), 1);
+    snprintf(needle, sizeof(needle), "levels:up:%" PRIu64 ":%" PRIu64 ":3", g, q2);
+    assert_int_equal(jobs_matching(fx, needle), 1);
+    assert_int_equal(jobs_matching(fx, "\"levels:levelup\""), 3);
+    snprintf(needle, sizeof(needle), "levels:up:%" PRIu64 ":%" PRIu64 ":1", g, u);
     /* no crossing, no job */
     assert_int_equal(run_batch(fx, &mv, 1, NULL), GH_OK);
-    assert_int_equal(jobs_matching(fx, "\"levels:levelup\""), 1);
+    assert_int_equal(jobs_matching(fx, "\"levels:levelup\""), 3);
     /* the same level reached again (a replay after a reset) is deduplicated */
     assert_int_equal(gh_lv_levelup_enqueue(&fx->ctx, g, u, 11, 50, 120, "x"), GH_OK);
     assert_int_equal(jobs_matching(fx, needle), 1);
