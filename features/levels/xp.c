@@ -59,14 +59,15 @@ static const char award_lua[] =
     "return {new - gain, new, redis.call('EXISTS', KEYS[5])}\n";
 
 /* KEYS: voice hash. ARGV: user, channel ("" = left), now_ms, flags. */
-static const char voice_lua[] = "local old = redis.call('HGET', KEYS[1], ARGV[1])\n"
-                                "if ARGV[2] == '' then redis.call('HDEL', KEYS[1], ARGV[1]) return 0 end\n"
-                                "if old then\n"
-                                "  local c, s, f = string.match(old, '^(%d+):(%d+):(%d+)$')\n"
-                                "  if c == ARGV[2] and f == ARGV[4] then return 0 end\n"
-                                "end\n"
-                                "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ':' .. ARGV[3] .. ':' .. ARGV[4])\n"
-                                "return 1\n";
+static const char voice_lua[] =
+    "local old = redis.call('HGET', KEYS[1], ARGV[1])\n"
+    "if ARGV[2] == '' then redis.call('HDEL', KEYS[1], ARGV[1]) return 0 end\n"
+    "if old then\n"
+    "  local c, s, f = string.match(old, '^(%d+):(%d+):(%d+)$')\n"
+    "  if c == ARGV[2] and f == ARGV[4] then return 0 end\n"
+    "end\n"
+    "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ':' .. ARGV[3] .. ':' .. ARGV[4])\n"
+    "return 1\n";
 
 static char award_sha[48];
 static struct gh_setcache *cache;
@@ -103,7 +104,8 @@ void gh_lv_inline_reset(void)
 static const struct gh_lv_settings *settings_of(struct gh_ctx *ctx, uint64_t guild_id)
 {
     if (cache == NULL)
-        cache = gh_setcache_new("levels", ctx->cfg ? ctx->cfg->gateway_settings_ttl_ms : 0, parse_settings, free);
+        cache =
+            gh_setcache_new("levels", ctx->cfg ? ctx->cfg->gateway_settings_ttl_ms : 0, parse_settings, free);
     return cache ? gh_setcache_get(cache, ctx, guild_id) : NULL;
 }
 
@@ -162,12 +164,12 @@ static int award_append(struct gh_ctx *ctx, uint64_t g, uint64_t u, int cooldown
     gh_key_guild(seeded, sizeof(seeded), g, "levels", "seeded");
     gh_key_guild(tier, sizeof(tier), g, "levels", "tier");
     return gh_redis_append(ctx->redis, "%s %s 6 %s %s %s %s %s %s %" PRIu64 " %d %ld %ld",
-                           with_body ? "EVAL" : "EVALSHA", with_body ? award_lua : award_sha, cd, xp, lb, dirty,
-                           seeded, tier, u, cooldown_s, gfree, gprem);
+                           with_body ? "EVAL" : "EVALSHA", with_body ? award_lua : award_sha, cd, xp, lb,
+                           dirty, seeded, tier, u, cooldown_s, gfree, gprem);
 }
 
-int gh_lv_award_append(struct gh_ctx *ctx, uint64_t guild_id, uint64_t user_id, int cooldown_s, long gain_free,
-                       long gain_premium)
+int gh_lv_award_append(struct gh_ctx *ctx, uint64_t guild_id, uint64_t user_id, int cooldown_s,
+                       long gain_free, long gain_premium)
 {
     return award_append(ctx, guild_id, user_id, cooldown_s, gain_free, gain_premium, 1);
 }
@@ -223,8 +225,8 @@ int gh_lv_levelup_enqueue(struct gh_ctx *ctx, uint64_t guild_id, uint64_t user_i
     json_object_object_add(p, "xp", json_object_new_int64(new_xp));
     if (username)
         json_object_object_add(p, "username", json_object_new_string(username));
-    rc = gh_queue_enqueue(ctx->redis, ctx->queue ? ctx->queue : GH_QUEUE_DEFAULT, id, "levels:levelup", guild_id,
-                          p, 0);
+    rc = gh_queue_enqueue(ctx->redis, ctx->queue ? ctx->queue : GH_QUEUE_DEFAULT, id, "levels:levelup",
+                          guild_id, p, 0);
     json_object_put(p);
     if (rc == GH_EDUPLICATE)
         rc = GH_OK;
@@ -332,8 +334,8 @@ int gh_lv_on_messages(struct gh_ctx *ctx, struct gh_event *const *evs, int n)
         goto out;
     }
     for (int i = 0; i < m; i++) {
-        if (award_append(ctx, items[i].guild, items[i].user, items[i].cooldown, items[i].gfree, items[i].gprem, 0) !=
-            GH_OK)
+        if (award_append(ctx, items[i].guild, items[i].user, items[i].cooldown, items[i].gfree,
+                         items[i].gprem, 0) != GH_OK)
             break;
         appended++;
     }
@@ -443,7 +445,8 @@ int gh_lv_on_voice(struct gh_ctx *ctx, struct gh_event *const *evs, int n)
             snprintf(chs, sizeof(chs), "%" PRIu64, ch);
         snprintf(now, sizeof(now), "%" PRId64, gh_now_ms());
         gh_key_guild(hkey, sizeof(hkey), ev->guild_id, "levels", "voice");
-        r = gh_redis_cmd(ctx->redis, "EVAL %s 1 %s %" PRIu64 " %s %s %d", voice_lua, hkey, u, chs, now, flags);
+        r = gh_redis_cmd(ctx->redis, "EVAL %s 1 %s %" PRIu64 " %s %s %d", voice_lua, hkey, u, chs, now,
+                         flags);
         if (r == NULL || r->type == REDIS_REPLY_ERROR) {
             freeReplyObject(r);
             failed++;
