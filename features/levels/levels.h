@@ -62,8 +62,8 @@ int gh_lv_level_for_xp(int64_t xp);
 #define GH_LV_FREE_MULT_CAP 2.0 /* free guilds: each multiplier capped at 2x */
 #define GH_LV_GAIN_MIN 15
 #define GH_LV_GAIN_MAX 25
-#define GH_LV_VOICE_PERIOD_MS (5 * 60 * 1000)
-#define GH_LV_FLUSH_PERIOD_MS (5 * 60 * 1000)
+#define GH_LV_VOICE_PERIOD_MS ((int64_t)5 * 60 * 1000)
+#define GH_LV_FLUSH_PERIOD_MS ((int64_t)5 * 60 * 1000)
 
 enum gh_lv_notify { GH_LV_NOTIFY_CURRENT = 0, GH_LV_NOTIFY_CHANNEL, GH_LV_NOTIFY_OFF };
 
