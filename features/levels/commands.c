@@ -204,6 +204,7 @@ static const struct gh_command levels_commands[] = {
 static const struct gh_event_handler levels_events[] = {
     {.name = "MESSAGE_CREATE", .inline_fn = gh_lv_on_messages},
     {.name = "VOICE_STATE_UPDATE", .inline_fn = gh_lv_on_voice},
+    {.name = "GUILD_CREATE", .inline_fn = gh_lv_on_guild_create},
 };
 
 const char *gh_lv_schema_text(void)

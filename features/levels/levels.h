@@ -123,6 +123,7 @@ int gh_lv_notify_text(const struct gh_lv_settings *s, uint64_t user_id, const ch
 
 int gh_lv_on_messages(struct gh_ctx *ctx, struct gh_event *const *evs, int n);
 int gh_lv_on_voice(struct gh_ctx *ctx, struct gh_event *const *evs, int n);
+int gh_lv_on_guild_create(struct gh_ctx *ctx, struct gh_event *const *evs, int n);
 /* Counters for tests: batches skipped because Redis was down. */
 long gh_lv_redis_failures(void);
 /* Forgets the per-process settings cache (tests). */

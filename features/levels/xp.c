@@ -410,56 +410,95 @@ out:
     return rc;
 }
 
+/* One voice state d of guild g: tracked, updated or removed. 1 tracked or
+ * changed, 0 skipped, -1 Redis failed. */
+static int voice_one(struct gh_ctx *ctx, uint64_t g, json_object *d, int shard)
+{
+    json_object *member = gh_json_get_obj(d, "member");
+    json_object *user = member ? gh_json_get_obj(member, "user") : NULL;
+    uint64_t u = id_member(d, "user_id"), ch = id_member(d, "channel_id");
+    const struct gh_lv_settings *s;
+    int bot = 0, b, flags = 0;
+    char hkey[96], gkey[96], chs[24] = "", now[24];
+    redisReply *r;
+
+    if (g == 0 || u == 0)
+        return 0;
+    if (user && gh_json_get_bool(user, "bot", &bot) == GH_OK && bot)
+        return 0;
+    s = settings_of(ctx, g);
+    if (s == NULL || !s->enabled || !s->voice_enabled)
+        return 0;
+    if ((gh_json_get_bool(d, "self_mute", &b) == GH_OK && b) ||
+        (gh_json_get_bool(d, "mute", &b) == GH_OK && b) ||
+        (gh_json_get_bool(d, "suppress", &b) == GH_OK && b))
+        flags |= 1;
+    if ((gh_json_get_bool(d, "self_deaf", &b) == GH_OK && b) ||
+        (gh_json_get_bool(d, "deaf", &b) == GH_OK && b))
+        flags |= 2;
+    if (ch)
+        snprintf(chs, sizeof(chs), "%" PRIu64, ch);
+    snprintf(now, sizeof(now), "%" PRId64, gh_now_ms());
+    gh_key_guild(hkey, sizeof(hkey), g, "levels", "voice");
+    r = gh_redis_cmd(ctx->redis, "EVAL %s 1 %s %" PRIu64 " %s %s %d", voice_lua, hkey, u, chs, now, flags);
+    if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+        freeReplyObject(r);
+        return -1;
+    }
+    freeReplyObject(r);
+    gh_key_global(gkey, sizeof(gkey), "levels", "voice_guilds:%d", shard);
+    freeReplyObject(gh_redis_cmd(ctx->redis, "SADD %s %" PRIu64, gkey, g));
+    return 1;
+}
+
 int gh_lv_on_voice(struct gh_ctx *ctx, struct gh_event *const *evs, int n)
 {
     int failed = 0, any = 0, shard = 0;
 
     if (ctx->redis == NULL)
         return GH_OK;
-    for (int i = 0; i < n; i++) {
-        const struct gh_event *ev = evs[i];
-        json_object *member = gh_json_get_obj(ev->d, "member");
-        json_object *user = member ? gh_json_get_obj(member, "user") : NULL;
-        uint64_t u = id_member(ev->d, "user_id"), ch = id_member(ev->d, "channel_id");
-        int bot = 0, b, flags = 0;
-        char hkey[96], gkey[96], chs[24] = "", now[24];
-        redisReply *r;
-
-        if (ev->guild_id == 0 || u == 0)
-            continue;
-        if (user && gh_json_get_bool(user, "bot", &bot) == GH_OK && bot)
-            continue;
-        {
-            const struct gh_lv_settings *s = settings_of(ctx, ev->guild_id);
-            if (s == NULL || !s->enabled || !s->voice_enabled)
-                continue;
+    for (int i = 0; i < n && !failed; i++) {
+        int r = voice_one(ctx, evs[i]->guild_id, evs[i]->d, evs[i]->shard_id);
+        if (r < 0)
+            failed = 1;
+        else if (r > 0) {
+            any = 1;
+            shard = evs[i]->shard_id;
         }
-        if ((gh_json_get_bool(ev->d, "self_mute", &b) == GH_OK && b) ||
-            (gh_json_get_bool(ev->d, "mute", &b) == GH_OK && b) ||
-            (gh_json_get_bool(ev->d, "suppress", &b) == GH_OK && b))
-            flags |= 1;
-        if ((gh_json_get_bool(ev->d, "self_deaf", &b) == GH_OK && b) ||
-            (gh_json_get_bool(ev->d, "deaf", &b) == GH_OK && b))
-            flags |= 2;
-        if (ch)
-            snprintf(chs, sizeof(chs), "%" PRIu64, ch);
-        snprintf(now, sizeof(now), "%" PRId64, gh_now_ms());
-        gh_key_guild(hkey, sizeof(hkey), ev->guild_id, "levels", "voice");
-        r = gh_redis_cmd(ctx->redis, "EVAL %s 1 %s %" PRIu64 " %s %s %d", voice_lua, hkey, u, chs, now,
-                         flags);
-        if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-            freeReplyObject(r);
-            failed++;
-            break;
-        }
-        freeReplyObject(r);
-        shard = ev->shard_id;
-        gh_key_global(gkey, sizeof(gkey), "levels", "voice_guilds:%d", shard);
-        freeReplyObject(gh_redis_cmd(ctx->redis, "SADD %s %" PRIu64, gkey, ev->guild_id));
-        any = 1;
     }
     if (failed)
         redis_down(ctx, evs, n, "voice");
+    else if (any)
+        schedule_once(ctx, voice_slot, "levels:voice", shard);
+    return GH_OK;
+}
+
+/* GUILD_CREATE carries the voice states of members already in voice (a
+ * connect, a resume that missed updates, a Redis that lost the hash): each is
+ * tracked like an update (an unchanged state keeps its since). */
+int gh_lv_on_guild_create(struct gh_ctx *ctx, struct gh_event *const *evs, int n)
+{
+    int failed = 0, any = 0, shard = 0;
+
+    if (ctx->redis == NULL)
+        return GH_OK;
+    for (int i = 0; i < n && !failed; i++) {
+        json_object *vs = gh_json_get_arr(evs[i]->d, "voice_states");
+        for (size_t k = 0; vs && k < json_object_array_length(vs) && !failed; k++) {
+            json_object *d = json_object_array_get_idx(vs, k);
+            if (id_member(d, "channel_id") == 0)
+                continue;
+            int r = voice_one(ctx, evs[i]->guild_id, d, evs[i]->shard_id);
+            if (r < 0)
+                failed = 1;
+            else if (r > 0) {
+                any = 1;
+                shard = evs[i]->shard_id;
+            }
+        }
+    }
+    if (failed)
+        redis_down(ctx, evs, n, "voice states of GUILD_CREATE");
     else if (any)
         schedule_once(ctx, voice_slot, "levels:voice", shard);
     return GH_OK;

@@ -190,7 +190,7 @@ static void test_feature_struct(void **state)
     assert_true(gh_feature_levels.intents & (1ull << 9));   /* GUILD_MESSAGES */
     assert_true(gh_feature_levels.intents & (1ull << 7));   /* GUILD_VOICE_STATES */
     assert_false(gh_feature_levels.intents & (1ull << 15)); /* no MESSAGE_CONTENT */
-    assert_int_equal(gh_feature_levels.n_events, 2);
+    assert_int_equal(gh_feature_levels.n_events, 3);
 }
 
 int main(void)

@@ -703,6 +703,40 @@ static void test_voice_job_and_off(void **state)
     assert_int_equal(rnum(fx, "SISMEMBER %s %s", dg, idtext(g)), 0);
 }
 
+static void test_voice_from_guild_create(void **state)
+{
+    struct fx *fx = *state;
+    uint64_t g = new_guild(fx, "{\"enabled\":true}"), a = random_id(), b = random_id(), c = random_id();
+    char text[768], key[96];
+    struct gh_event ev, *p = &ev;
+    json_object *d;
+    redisReply *r;
+
+    snprintf(text, sizeof(text),
+             "{\"id\":\"%" PRIu64 "\",\"voice_states\":[{\"channel_id\":\"21\",\"user_id\":\"%" PRIu64
+             "\",\"self_mute\":false,\"self_deaf\":false,\"mute\":false,\"deaf\":false},"
+             "{\"channel_id\":\"21\",\"user_id\":\"%" PRIu64
+             "\",\"self_mute\":false,\"self_deaf\":true,\"mute\":false,\"deaf\":false},"
+             "{\"channel_id\":null,\"user_id\":\"%" PRIu64 "\"}]}",
+             g, a, b, c);
+    d = json_tokener_parse(text);
+    assert_non_null(d);
+    memset(&ev, 0, sizeof(ev));
+    ev.name = "GUILD_CREATE";
+    ev.guild_id = g;
+    ev.d = d;
+    ev.shard_id = SHARD;
+    assert_int_equal(gh_lv_on_guild_create(&fx->ctx, &p, 1), GH_OK);
+    json_object_put(d);
+    snprintf(key, sizeof(key), "bot:{%" PRIu64 "}:levels:voice", g);
+    assert_int_equal(rnum(fx, "HLEN %s%s", key, ""), 2);
+    r = gh_redis_cmd(fx->redis, "HGET %s %s", key, idtext(b));
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    assert_non_null(strstr(r->str, ":2")); /* deafened */
+    freeReplyObject(r);
+}
+
 static void test_reset(void **state)
 {
     struct fx *fx = *state;
@@ -746,6 +780,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_seed_after_redis_loss, setup, teardown),
         cmocka_unit_test_setup_teardown(test_voice_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_voice_job_and_off, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_voice_from_guild_create, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reset, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
