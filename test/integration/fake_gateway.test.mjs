@@ -537,6 +537,30 @@ describe('dispatch, stream, replay', () => {
   });
 });
 
+describe('filter_intents', () => {
+  test('off by default; on: events of intents the session lacks are not sent, content needs MESSAGE_CONTENT', async () => {
+    const { c } = await identified({ intents: 1 | 512 }); // GUILDS | GUILD_MESSAGES
+    const gid = demoGuild.guild.id;
+    const msg = (id, extra = {}) => ({ id, channel_id: demoGuild.channels.general.id, guild_id: gid, author: { id: '9' }, content: 'hello', embeds: [{ title: 'x' }], attachments: [], mentions: [], ...extra });
+    assert.equal((await gw.dispatch('MESSAGE_REACTION_ADD', { guild_id: gid, user_id: '9', channel_id: '1', message_id: '2', emoji: { name: 'x' } })).delivered, true);
+    await gw.config({ filter_intents: true });
+    const r = await gw.dispatch('MESSAGE_REACTION_ADD', { guild_id: gid, user_id: '9', channel_id: '1', message_id: '3', emoji: { name: 'x' } });
+    assert.deepEqual([r.delivered, r.seq, r.filtered], [false, null, 'intents']);
+    await gw.dispatch('MESSAGE_CREATE', msg('100'));
+    await gw.dispatch('MESSAGE_CREATE', msg('101', { mentions: [{ id: APP_ID }] }));
+    const blank = await c.next((m) => m.t === 'MESSAGE_CREATE' && m.d.id === '100');
+    assert.equal(blank.d.content, '');
+    assert.deepEqual(blank.d.embeds, []);
+    const kept = await c.next((m) => m.t === 'MESSAGE_CREATE' && m.d.id === '101');
+    assert.equal(kept.d.content, 'hello', 'a message mentioning the bot keeps its content');
+    assert.equal(c.messages.filter((m) => m.t === 'MESSAGE_REACTION_ADD').length, 1);
+    const rp = await gw.replay({ events: [{ t: 'GUILD_MEMBER_ADD', d: { guild_id: gid, user: { id: '9' } } }, { t: 'GUILD_ROLE_CREATE', d: { guild_id: gid, role: { id: '5' } } }] });
+    assert.equal(rp.delivered, 1);
+    await c.event('GUILD_ROLE_CREATE');
+    assert.ok(!c.messages.some((m) => m.t === 'GUILD_MEMBER_ADD'));
+  });
+});
+
 describe('control API', () => {
   test('bad config is refused; log records ops in and out', async () => {
     await assert.rejects(gw.config({ shards: 0 }), /400/);
