@@ -8,6 +8,7 @@
 // rule-breaking share, dispatch routing by guild, the actions.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { after, before, beforeEach, describe, test } from 'node:test';
@@ -532,6 +533,19 @@ describe('dispatch, stream, replay', () => {
     assert.deepEqual([r.sent, r.delivered], [2, 2]);
     await c.event('MESSAGE_REACTION_ADD');
     assert.ok(c.messages.some((m) => m.t === 'GUILD_MEMBER_ADD'));
+    // a recorded stream: JSON lines in a file inside the repository
+    const rel = `.run/fake-gateway-replay-${process.pid}.jsonl`;
+    const full = path.join(HERE, '..', '..', rel);
+    fs.mkdirSync(path.dirname(full), { recursive: true });
+    fs.writeFileSync(full, `${Array.from({ length: 5 }, (_, k) => JSON.stringify({ t: 'MESSAGE_DELETE', d: { id: `77${k}`, channel_id: '1', guild_id: demoGuild.guild.id } })).join('\n')}\n`);
+    try {
+      const f = await gw.replay({ file: rel, rate: 0 });
+      assert.deepEqual([f.sent, f.delivered], [5, 5]);
+      await c.next((m) => m.t === 'MESSAGE_DELETE' && m.d.id === '774');
+      assert.deepEqual(c.messages.filter((m) => m.t === 'MESSAGE_DELETE').map((m) => m.d.id), ['770', '771', '772', '773', '774']);
+    } finally {
+      fs.rmSync(full, { force: true });
+    }
     await assert.rejects(gw.replay({ file: '../../etc/passwd' }), /400/);
     await assert.rejects(gw.replay({ events: [{ d: {} }] }), /400/);
   });
