@@ -25,8 +25,9 @@ const RATE_WINDOW_MS = 60000;
 const RATE_MAX = 120;
 const CONCURRENCY_WINDOW_MS = 5000;
 const HIGH_WATER = 4 * 1024 * 1024; // bytes queued on a socket before a stream waits for 'drain'
-const SESSIONS_KEPT = 2000;
-const PRE_MAX = 200000; // stream events built ahead of sending // invalidated sessions still listed by GET sessions
+const SESSIONS_KEPT = 2000; // invalidated sessions still listed by GET sessions
+const PRE_MAX = 200000; // stream events built ahead of sending
+const STALL_MS = 30000; // a stream drops a connection that takes nothing for this long
 
 // intents (discord-protocol.md 1b)
 const VALID_INTENTS = ((1 << 17) - 1) | (1 << 20) | (1 << 21) | (1 << 24) | (1 << 25);
@@ -796,7 +797,11 @@ export class FakeGateway {
       // backpressure: wait while any connected session's socket holds too much
       for (const s of this.current.values()) {
         const sock = s.conn?.ws?._socket;
-        if (sock && s.conn.ws.bufferedAmount > HIGH_WATER) await waitDrain(sock);
+        if (sock && s.conn.ws.bufferedAmount > HIGH_WATER && !(await waitDrain(sock, STALL_MS))) {
+          // a client that reads nothing for STALL_MS is cut off (its session stays resumable)
+          this.log({ conn: s.conn.id, shard: s.shard[0], dir: 'drop', reason: `stalled: no drain in ${STALL_MS} ms` });
+          sock.destroy();
+        }
         const c = s.conn;
         if (c?.deflate && c.zpending > ZLIB_HIGH && c.ws.readyState === 1) await new Promise((r) => c.zwaiters.push(r));
       }
@@ -1026,10 +1031,14 @@ export class FakeGateway {
 
 function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
 
-function waitDrain(sock) {
+/** true when the socket drained (or closed), false after ms without. */
+function waitDrain(sock, ms) {
   return new Promise((resolve) => {
-    const done = () => { sock.off('drain', done); sock.off('close', done); resolve(); };
-    sock.once('drain', done);
-    sock.once('close', done);
+    let t = null;
+    const done = (v) => { clearTimeout(t); sock.off('drain', onDrain); sock.off('close', onDrain); resolve(v); };
+    const onDrain = () => done(true);
+    t = setTimeout(() => done(false), ms);
+    sock.once('drain', onDrain);
+    sock.once('close', onDrain);
   });
 }
