@@ -46,7 +46,7 @@ const DEFAULTS = Object.freeze({
   allowed_intents: ['members', 'presences', 'message_content'],
   session_ttl_ms: 5 * 60 * 1000,
   require_compress: false,
-  zlib_level: 6,
+  zlib_level: 1,
   filter_intents: false,
 });
 
