@@ -114,7 +114,7 @@ struct gh_gateway {
     int64_t house_ms;
     int stopping;
     /* log throttles */
-    int64_t log_budget_ms, log_redis_ms, log_parse_ms, log_handler_ms, log_spool_ms;
+    int64_t log_budget_ms, log_redis_ms, log_parse_ms, log_handler_ms, log_spool_ms, log_enqueue_ms;
 };
 
 /* ---- small helpers */
@@ -503,7 +503,7 @@ static void enqueue_job(struct conn *c, const struct gh_event *ev)
             json_object_put(payload);
             return;
         }
-        if (throttle(&gw->log_redis_ms, gh_mono_ms()))
+        if (throttle(&gw->log_enqueue_ms, gh_mono_ms()))
             GH_WARN(LG(gw), "gateway: Redis refused a job (%s); spooling jobs in memory and retrying every second",
                     id);
         gw->next_spool_ms = gh_mono_ms() + SPOOL_RETRY_MS;
