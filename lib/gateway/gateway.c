@@ -24,6 +24,7 @@
 #include "gateway/gateway.h"
 #include "gateway/gwstate.h"
 #include "gateway/gwstats.h"
+#include "gateway/intents.h"
 #include "gateway/shard.h"
 #include "gateway/ws.h"
 #include "store/queue.h"
@@ -757,8 +758,14 @@ static void apply(struct conn *c, struct gh_shard_act a, int64_t now)
         c->failed = 1;
         snprintf(c->error, sizeof(c->error), "closed with %d %s", c->p.fatal_code,
                  gh_gw_close_name(c->p.fatal_code));
-        GH_CRIT(LG(gw), "gateway: shard %d stopped: Discord closed the connection with %d (%s): %s", c->p.id,
-                c->p.fatal_code, gh_gw_close_name(c->p.fatal_code), gh_gw_close_advice(c->p.fatal_code));
+        char priv[128] = "";
+        if (c->p.fatal_code == 4014) {
+            char names[96];
+            gh_gwconfig_intents_text(gw->o.intents & GH_INTENTS_PRIVILEGED, names, sizeof(names));
+            snprintf(priv, sizeof(priv), " (privileged intents identified with: %s)", names);
+        }
+        GH_CRIT(LG(gw), "gateway: shard %d stopped: Discord closed the connection with %d (%s): %s%s", c->p.id,
+                c->p.fatal_code, gh_gw_close_name(c->p.fatal_code), gh_gw_close_advice(c->p.fatal_code), priv);
         if (c->p.fatal_code == 4004)
             gw->fatal_token = 1;
         write_status(c, "failed");
