@@ -758,7 +758,7 @@ static void apply(struct conn *c, struct gh_shard_act a, int64_t now)
         c->failed = 1;
         snprintf(c->error, sizeof(c->error), "closed with %d %s", c->p.fatal_code,
                  gh_gw_close_name(c->p.fatal_code));
-        char priv[128] = "";
+        char priv[160] = "";
         if (c->p.fatal_code == 4014) {
             char names[96];
             gh_gwconfig_intents_text(gw->o.intents & GH_INTENTS_PRIVILEGED, names, sizeof(names));
