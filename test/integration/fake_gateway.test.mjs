@@ -8,6 +8,7 @@
 // rule-breaking share, dispatch routing by guild, the actions.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { after, before, beforeEach, describe, test } from 'node:test';
@@ -522,6 +523,20 @@ describe('dispatch, stream, replay', () => {
     assert.equal((await gw.sessions()).sessions[0].seq, 1 + ready.d.guilds.length + 300 + 50);
   });
 
+  test('backpressure: a client that reads nothing is dropped after stall_ms; its events stay buffered', async () => {
+    await gw.config({ stall_ms: 300 });
+    const { c, ready } = await identified();
+    c.ws._socket.pause();
+    const r = await gw.stream({ count: 40000, guild_ids: [demoGuild.guild.id], users: 2000 });
+    assert.equal(r.sent, 40000);
+    const log = await gw.log(0);
+    assert.ok(log.some((e) => e.dir === 'drop' && /stalled/.test(e.reason)), 'the stalled connection was dropped');
+    const s = await waitFor(async () => { const v = (await gw.sessions()).sessions[0]; return !v.connected && v; }, { message: 'disconnected' });
+    assert.equal(s.invalidated, null, 'still resumable');
+    assert.equal(s.seq, 1 + ready.d.guilds.length + 40000);
+    assert.equal(s.buffered, Math.min(50000, s.seq));
+  });
+
   test('replay: inline events and a JSON lines file', async () => {
     const { c } = await identified();
     const events = [
@@ -532,8 +547,45 @@ describe('dispatch, stream, replay', () => {
     assert.deepEqual([r.sent, r.delivered], [2, 2]);
     await c.event('MESSAGE_REACTION_ADD');
     assert.ok(c.messages.some((m) => m.t === 'GUILD_MEMBER_ADD'));
+    // a recorded stream: JSON lines in a file inside the repository
+    const rel = `.run/fake-gateway-replay-${process.pid}.jsonl`;
+    const full = path.join(HERE, '..', '..', rel);
+    fs.mkdirSync(path.dirname(full), { recursive: true });
+    fs.writeFileSync(full, `${Array.from({ length: 5 }, (_, k) => JSON.stringify({ t: 'MESSAGE_DELETE', d: { id: `77${k}`, channel_id: '1', guild_id: demoGuild.guild.id } })).join('\n')}\n`);
+    try {
+      const f = await gw.replay({ file: rel, rate: 0 });
+      assert.deepEqual([f.sent, f.delivered], [5, 5]);
+      await c.next((m) => m.t === 'MESSAGE_DELETE' && m.d.id === '774');
+      assert.deepEqual(c.messages.filter((m) => m.t === 'MESSAGE_DELETE').map((m) => m.d.id), ['770', '771', '772', '773', '774']);
+    } finally {
+      fs.rmSync(full, { force: true });
+    }
     await assert.rejects(gw.replay({ file: '../../etc/passwd' }), /400/);
     await assert.rejects(gw.replay({ events: [{ d: {} }] }), /400/);
+  });
+});
+
+describe('filter_intents', () => {
+  test('off by default; on: events of intents the session lacks are not sent, content needs MESSAGE_CONTENT', async () => {
+    const { c } = await identified({ intents: 1 | 512 }); // GUILDS | GUILD_MESSAGES
+    const gid = demoGuild.guild.id;
+    const msg = (id, extra = {}) => ({ id, channel_id: demoGuild.channels.general.id, guild_id: gid, author: { id: '9' }, content: 'hello', embeds: [{ title: 'x' }], attachments: [], mentions: [], ...extra });
+    assert.equal((await gw.dispatch('MESSAGE_REACTION_ADD', { guild_id: gid, user_id: '9', channel_id: '1', message_id: '2', emoji: { name: 'x' } })).delivered, true);
+    await gw.config({ filter_intents: true });
+    const r = await gw.dispatch('MESSAGE_REACTION_ADD', { guild_id: gid, user_id: '9', channel_id: '1', message_id: '3', emoji: { name: 'x' } });
+    assert.deepEqual([r.delivered, r.seq, r.filtered], [false, null, 'intents']);
+    await gw.dispatch('MESSAGE_CREATE', msg('100'));
+    await gw.dispatch('MESSAGE_CREATE', msg('101', { mentions: [{ id: APP_ID }] }));
+    const blank = await c.next((m) => m.t === 'MESSAGE_CREATE' && m.d.id === '100');
+    assert.equal(blank.d.content, '');
+    assert.deepEqual(blank.d.embeds, []);
+    const kept = await c.next((m) => m.t === 'MESSAGE_CREATE' && m.d.id === '101');
+    assert.equal(kept.d.content, 'hello', 'a message mentioning the bot keeps its content');
+    assert.equal(c.messages.filter((m) => m.t === 'MESSAGE_REACTION_ADD').length, 1);
+    const rp = await gw.replay({ events: [{ t: 'GUILD_MEMBER_ADD', d: { guild_id: gid, user: { id: '9' } } }, { t: 'GUILD_ROLE_CREATE', d: { guild_id: gid, role: { id: '5' } } }] });
+    assert.equal(rp.delivered, 1);
+    await c.event('GUILD_ROLE_CREATE');
+    assert.ok(!c.messages.some((m) => m.t === 'GUILD_MEMBER_ADD'));
   });
 });
 
