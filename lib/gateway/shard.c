@@ -8,7 +8,9 @@ enum gh_gw_close_kind gh_gw_close_kind(int code)
     switch (code) {
 #define CLOSE_KIND(c, name, reconnect, new_session)                                                          \
     case c:                                                                                                  \
-        return !(reconnect) ? GH_GW_CLOSE_FATAL : (new_session) ? GH_GW_CLOSE_NEW_SESSION : GH_GW_CLOSE_RESUME;
+        return !(reconnect)    ? GH_GW_CLOSE_FATAL                                                           \
+               : (new_session) ? GH_GW_CLOSE_NEW_SESSION                                                     \
+                               : GH_GW_CLOSE_RESUME;
         GH_GW_CLOSE_CODES(CLOSE_KIND)
 #undef CLOSE_KIND
     }
@@ -236,7 +238,8 @@ struct gh_shard_act gh_shard_on_invalid_session(struct gh_shard *s, int resumabl
         rnd = 0;
     if (rnd >= 1)
         rnd = 0.999999;
-    int64_t delay = GH_GW_INVALID_MIN_MS + (int64_t)((double)(GH_GW_INVALID_MAX_MS - GH_GW_INVALID_MIN_MS) * rnd);
+    int64_t delay =
+        GH_GW_INVALID_MIN_MS + (int64_t)((double)(GH_GW_INVALID_MAX_MS - GH_GW_INVALID_MIN_MS) * rnd);
     return reconnect(s, 4000, delay, resumable);
 }
 
