@@ -419,6 +419,10 @@ static void save_seq(struct conn *c, int64_t now)
 static void spool_push(struct gh_gateway *gw, const char *id, uint64_t guild_id, json_object *payload)
 {
     int64_t now = gh_mono_ms();
+    if (gw->spool_cap <= 0) {
+        json_object_put(payload);
+        return;
+    }
     if (gw->spool_n == gw->spool_cap) {
         struct spool_item *old = &gw->spool[(gw->spool_head - gw->spool_n + gw->spool_cap) % gw->spool_cap];
         json_object_put(old->payload);
