@@ -121,11 +121,17 @@ static void identify_lock(void **state)
     assert_int_equal(gh_gwstate_identify_lock(r, 1), 1);
     long long t = ttl_ms("bot:{global}:gateway:identify:0");
     assert_true(t > 4000 && t <= GH_GW_IDENTIFY_LOCK_MS);
+    /* restarted when the IDENTIFY goes out */
+    assert_int_equal(gh_gwstate_identify_extend(r, 0, 5500), GH_OK);
+    t = ttl_ms("bot:{global}:gateway:identify:0");
+    assert_true(t > 5000 && t <= 5500);
+    assert_int_equal(gh_gwstate_identify_lock(r, 0), 0);
 }
 
 static void status_hash(void **state)
 {
-    struct gh_gw_field f[3] = {{.name = "state", .value = "ready"}, {.name = "guilds", .value = "12"},
+    struct gh_gw_field f[3] = {{.name = "state", .value = "ready"},
+                               {.name = "guilds", .value = "12"},
                                {.name = "owner", .value = "h:1"}};
     (void)state;
     NEED_REDIS();
@@ -161,8 +167,8 @@ static void redis_down(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(leases),         cmocka_unit_test(sessions),  cmocka_unit_test(identify_lock),
-        cmocka_unit_test(status_hash),    cmocka_unit_test(redis_down),
+        cmocka_unit_test(leases),      cmocka_unit_test(sessions),   cmocka_unit_test(identify_lock),
+        cmocka_unit_test(status_hash), cmocka_unit_test(redis_down),
     };
     return cmocka_run_group_tests_name("gw_state", tests, setup, teardown);
 }
