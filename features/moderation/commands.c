@@ -1451,7 +1451,7 @@ static const struct gh_command moderation_commands[] = {
             "[{\"type\":4,\"name\":\"seconds\",\"description\":\"Seconds between messages (0 turns it off)\","
             "\"required\":true,\"min_value\":0,\"max_value\":21600},"
             "{\"type\":7,\"name\":\"channel\",\"description\":\"The channel (default: this one)\","
-            "\"required\":false,\"channel_types\":[0,2,5,11,12,13,15,16]}]",
+            "\"required\":false,\"channel_types\":[0,2,5,11,12,13,15]}]",
         .default_member_permissions = P_MANAGE_CHANNELS,
         .contexts = GH_CTX_GUILD,
         .handler = cmd_slowmode,
@@ -1466,7 +1466,7 @@ static const struct gh_command moderation_commands[] = {
             "\"required\":true,\"choices\":[{\"name\":\"on\",\"value\":\"on\"},{\"name\":\"off\",\"value\":"
             "\"off\"}]},"
             "{\"type\":7,\"name\":\"channel\",\"description\":\"The channel (default: this one)\","
-            "\"required\":false,\"channel_types\":[0,2,5,13,15,16]}]",
+            "\"required\":false,\"channel_types\":[0,2,5,13,15]}]",
         .default_member_permissions = P_MANAGE_CHANNELS,
         .contexts = GH_CTX_GUILD,
         .handler = cmd_lockdown,

@@ -621,6 +621,10 @@ static void on_dispatch(struct conn *c, json_object *obj, int64_t seq, int64_t r
     it->ev.name = t;
     it->ev.d = d;
     it->ev.guild_id = d ? gh_json_get_snowflake(d, "guild_id") : 0;
+    /* GUILD_CREATE/UPDATE/DELETE carry the guild as the object itself: its id */
+    if (it->ev.guild_id == 0 && d && strncmp(t, "GUILD_", 6) == 0 &&
+        (strcmp(t + 6, "CREATE") == 0 || strcmp(t + 6, "UPDATE") == 0 || strcmp(t + 6, "DELETE") == 0))
+        it->ev.guild_id = gh_json_get_snowflake(d, "id");
     it->ev.shard_id = c->p.id;
     it->ev.seq = seq;
     it->ev.received_us = received_us;
