@@ -592,7 +592,8 @@ export class FakeGateway {
     rec.replayed = n;
     rec.outcome = 'resumed';
     this.log({ conn: conn.id, shard: conn.shard, dir: 'out', op: 0, t: 'REPLAY', count: n, from_seq: seq });
-    this.dispatch(s, 'RESUMED', { _trace: ['["fake-gateway",{"micros":0}]'] });
+    // RESUMED ends this replay only: a later resume from an older seq must not replay it
+    this.dispatch(s, 'RESUMED', { _trace: ['["fake-gateway",{"micros":0}]'] }, { buffer: false });
     return undefined;
   }
 
@@ -611,10 +612,10 @@ export class FakeGateway {
 
   // ------------------------------------------------------------ dispatch
   /** Gives the event the session's next seq, buffers it and sends it when connected. */
-  dispatch(s, t, d, { log = true } = {}) {
+  dispatch(s, t, d, { log = true, buffer = true } = {}) {
     s.seq += 1;
     const frame = `{"op":0,"t":${JSON.stringify(t)},"s":${s.seq},"d":${typeof d === 'string' ? d : JSON.stringify(d)}}`;
-    s.ring?.push(s.seq, frame);
+    if (buffer) s.ring?.push(s.seq, frame);
     const sent = s.conn ? this.sendRaw(s.conn, frame) : false;
     if (log) this.log({ conn: s.conn?.id ?? null, shard: s.shard[0], dir: 'out', op: 0, t, s: s.seq, sent });
     return { seq: s.seq, sent };
