@@ -1,0 +1,231 @@
+// The gateway benchmark's driver (test/bench/gateway.sh runs it; never a test), against the running
+// bench stack (its stack.env in the environment). Node's own CPU does not matter: it runs on CPU 1.
+//
+//   node gateway.mjs setup
+//     the bench guilds (BENCH_GW_GUILDS, fixed ids) in PostgreSQL (guilds rows, the "automod"
+//     document with every rule on and the "levels" document with text XP on, written with SQL) and
+//     in the fake Discord (roles, channels, the bot's member); their Redis keys dropped, so both
+//     contestants start from fresh keys and ours reads its settings from PostgreSQL once.
+//   node gateway.mjs fresh
+//     drops the bench guilds' Redis keys (bot:{<guild>}:*) and shard 0's status, session and lease,
+//     resets the fake gateway (sessions, buffered events) and sets its heartbeat interval.
+//   node gateway.mjs run <name> <cpu pid> <peer output file | "status">
+//     waits until the contestant identified with the fake and its CPU settled, reads its CPU
+//     (test/bench/cpu.py over <cpu pid>'s tree), asks the fake for the stream, waits until every
+//     event is handled (the peer: its JSON line in <peer output file>; ours: its shard status
+//     field "messages" reaches the count sent), reads the CPU again and prints one JSON line:
+//     {name, sent, send_ms, handled, wall_ms, per_s, cpu_s, per_cpu_s, actions, ...}.
+//
+// Settings: BENCH_GW_EVENTS (100000), BENCH_GW_GUILDS (20), BENCH_GW_USERS (5000),
+// BENCH_GW_BAD_EVERY (10), BENCH_GW_RATE (0 = as fast as the fake sends), BENCH_GW_SEED (7),
+// BENCH_GW_HB_MS (heartbeat interval the fake asks for, 1000), BENCH_GW_TIMEOUT_S.
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { makeGuild } from '../lib/fixtures.mjs';
+import { redis, redisKeys } from '../lib/store.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const env = process.env;
+const num = (v, d) => (v === undefined || v === '' ? d : Number(v));
+const N = num(env.BENCH_GW_EVENTS, 100000);
+const GUILDS = num(env.BENCH_GW_GUILDS, 20);
+const USERS = num(env.BENCH_GW_USERS, 5000);
+const BAD_EVERY = num(env.BENCH_GW_BAD_EVERY, 10);
+const RATE = num(env.BENCH_GW_RATE, 0);
+const SEED = num(env.BENCH_GW_SEED, 7);
+const HB_MS = num(env.BENCH_GW_HB_MS, 1000);
+const TIMEOUT_MS = num(env.BENCH_GW_TIMEOUT_S, Math.max(120, Math.ceil(N / 500))) * 1000;
+const APP_ID = env.DISCORD_APPLICATION_ID ?? '1234567890123456789';
+const FAKE = (env.GH_FAKE_DISCORD_URL ?? '').replace(/\/$/, '');
+const GUILD_BASE = 1330000000000000000n; // bench guild i: GUILD_BASE + i * 1_000_000
+const SHARD_KEY = 'bot:{global}:shards:0';
+
+export function guildIds() {
+  return Array.from({ length: GUILDS }, (_, i) => (GUILD_BASE + BigInt(i) * 1000000n).toString());
+}
+
+function benchGuild(i) {
+  const gid = GUILD_BASE + BigInt(i) * 1000000n;
+  const ids = { guild: gid.toString() };
+  ['category', 'general', 'modLog', 'welcome', 'member', 'muted', 'moderator', 'bot', 'admin']
+    .forEach((k, n) => { ids[k] = (gid + BigInt(n + 1)).toString(); });
+  return makeGuild({ name: `Gateway bench ${i}`, ids, botUserId: APP_ID });
+}
+
+// The settings documents: every AutoMod rule on (action: delete; the peer deletes too), text XP on.
+// Kept in one place so they follow features/automod/schema.json and features/levels/schema.json.
+export function automodDoc(g) {
+  return {
+    enabled: true,
+    rules: {
+      spam: { enabled: true, action: 'delete', max_messages: 30, window_s: 60 },
+      repeat: { enabled: true, action: 'delete' },
+      caps: { enabled: true, action: 'delete', min_length: 10, ratio: 0.7 },
+      invites: { enabled: true, action: 'delete' },
+      links: { enabled: true, action: 'delete', deny: ['bad.example'] },
+      words: { enabled: true, action: 'delete', words: ['scam', 'free nitro', 'idiot'] },
+      mentions: { enabled: true, action: 'delete', everyone: true, max_user_mentions: 5 },
+    },
+    log_channel_id: g.channels.modLog?.id ?? null,
+  };
+}
+export function levelsDoc() {
+  return { enabled: true, text_xp: true, multiplier: 1 };
+}
+
+function psql(sql) {
+  execFileSync('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', env.DATABASE_URL, '-f', '-'],
+    { input: sql, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'], timeout: 30000 });
+}
+const q = (s) => `'${String(s).replace(/'/g, "''")}'`;
+
+async function fake(method, p, body) {
+  const res = await fetch(`${FAKE}${p}`, {
+    method, headers: body ? { 'Content-Type': 'application/json' } : {},
+    body: body ? JSON.stringify(body) : undefined, signal: AbortSignal.timeout(TIMEOUT_MS),
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`fake ${method} ${p}: ${res.status} ${text.slice(0, 300)}`);
+  return text ? JSON.parse(text) : null;
+}
+
+function dropRedis() {
+  const keys = [];
+  for (const gid of guildIds()) keys.push(...redisKeys(env.REDIS_URL, `bot:{${gid}}:*`));
+  keys.push(SHARD_KEY, 'bot:{global}:gateway:session:0', 'bot:{global}:gateway:lease:0');
+  for (let i = 0; i < keys.length; i += 500) redis(env.REDIS_URL, 'DEL', ...keys.slice(i, i + 500));
+  redis(env.REDIS_URL, 'SREM', 'bot:{global}:shards', '0');
+}
+
+async function setup() {
+  const guilds = Array.from({ length: GUILDS }, (_, i) => benchGuild(i));
+  const rows = guilds.map((g) => `(${g.guild.id}, ${q(g.guild.name)})`).join(',');
+  const docs = [];
+  for (const g of guilds) {
+    docs.push(`(${g.guild.id}, 'automod', ${q(JSON.stringify(automodDoc(g)))}::jsonb)`);
+    docs.push(`(${g.guild.id}, 'levels', ${q(JSON.stringify(levelsDoc(g)))}::jsonb)`);
+  }
+  psql(`INSERT INTO guilds (id, name) VALUES ${rows} ON CONFLICT (id) DO UPDATE SET is_active = true;
+INSERT INTO guild_settings (guild_id, feature, document) VALUES ${docs.join(',')}
+  ON CONFLICT (guild_id, feature) DO UPDATE SET document = EXCLUDED.document, version = guild_settings.version + 1;`);
+  for (const g of guilds) await fake('POST', '/_fake/guilds', { guild: g });
+  dropRedis();
+  process.stderr.write(`gateway bench: ${GUILDS} guilds ready (automod: every rule on; levels: text XP on)\n`);
+}
+
+async function fresh() {
+  dropRedis();
+  await fake('POST', '/_fake/gateway/reset');
+  await fake('POST', '/_fake/gateway/config', { heartbeat_interval: HB_MS });
+}
+
+const cpu = (pid) => Number(execFileSync(path.join(here, 'cpu.py'), [String(pid)], { encoding: 'utf8' }).trim());
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const alive = (pid) => { try { process.kill(pid, 0); return true; } catch { return false; } };
+
+async function until(what, fn, { timeout = TIMEOUT_MS, interval = 50, progress } = {}) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() >= deadline) {
+      throw new Error(`timed out after ${Math.round(timeout / 1000)} s waiting for ${what}${progress ? ` (${progress()})` : ''}`);
+    }
+    await sleep(interval);
+  }
+}
+
+/** The fake's gateway sessions that completed IDENTIFY (READY sent). */
+async function readySessions() {
+  const s = await fake('GET', '/_fake/gateway/sessions');
+  const list = Array.isArray(s) ? s : (s?.sessions ?? Object.values(s ?? {}));
+  return list.filter((x) => x && (x.ready || x.identified || x.state === 'ready' || x.session_id) && !x.closed);
+}
+
+const status = () => {
+  const out = redis(env.REDIS_URL, 'HGETALL', SHARD_KEY);
+  const lines = out ? out.split('\n') : [];
+  const h = {};
+  for (let i = 0; i + 1 < lines.length; i += 2) h[lines[i]] = lines[i + 1];
+  return h;
+};
+
+function peerLine(file) {
+  let text = '';
+  try { text = fs.readFileSync(file, 'utf8'); } catch { return null; }
+  for (const line of text.split('\n')) {
+    if (line.startsWith('{') && line.includes('"processed"')) { try { return JSON.parse(line); } catch { /* partial */ } }
+  }
+  return null;
+}
+
+async function run(name, pid, source) {
+  const ours = source === 'status';
+  const dead = () => (alive(pid) ? '' : `; ${name} (pid ${pid}) exited`);
+  await until(`${name} to connect to the fake gateway (READY)`, async () => {
+    if (!alive(pid)) throw new Error(`${name} (pid ${pid}) exited before it connected`);
+    return (await readySessions()).length > 0 && (!ours || /ready|connected/i.test(status().state ?? ''));
+  }, { timeout: 60000, interval: 100, progress: () => (ours ? `shard state ${status().state ?? 'none'}` : 'no READY session') });
+  // Startup (module loading, GUILD_CREATE caches, settings) is over when the CPU stops moving.
+  let last = cpu(pid);
+  let calm = 0;
+  await until(`${name}'s CPU to settle after connecting`, async () => {
+    await sleep(200);
+    const now = cpu(pid);
+    calm = now - last < 0.01 ? calm + 1 : 0;
+    last = now;
+    return calm >= 2;
+  }, { timeout: 60000, interval: 0 });
+  const c0 = cpu(pid);
+  const t0 = performance.now();
+  const body = { count: N, rate: RATE, guilds: GUILDS, users: USERS, bad_every: BAD_EVERY, seed: SEED, guild_ids: guildIds() };
+  const sent = await fake('POST', '/_fake/gateway/stream', body);
+  if (!sent || !(sent.sent > 0)) throw new Error(`the fake sent nothing: ${JSON.stringify(sent)}`);
+  let result;
+  if (ours) {
+    await until(`${name} to handle ${sent.sent} messages`, () => {
+      if (!alive(pid)) throw new Error(`${name} (pid ${pid}) exited during the stream`);
+      return Number(status().messages ?? 0) >= sent.sent;
+    }, { interval: 20, progress: () => `its shard status says messages=${status().messages ?? 'none'}${dead()}` });
+  } else {
+    result = await until(`${name} to print its result after ${sent.sent} messages`, () => {
+      const r = peerLine(source);
+      if (!r && !alive(pid)) throw new Error(`${name} (pid ${pid}) exited without a result (see ${source})`);
+      return r;
+    }, { interval: 20, progress: dead });
+  }
+  const wallMs = performance.now() - t0;
+  const c1 = cpu(pid);
+  const out = { name, sent: sent.sent, send_ms: sent.ms, wall_ms: Math.round(wallMs), cpu_s: +(c1 - c0).toFixed(3) };
+  if (ours) {
+    // the histograms are published with the status: one more publication carries the last events
+    const interval = num(env.GATEWAY_STATUS_INTERVAL_MS, 5000);
+    await sleep(2 * interval + 50);
+    const st = status();
+    Object.assign(out, {
+      handled: Number(st.messages ?? 0), events: Number(st.events ?? 0),
+      actions: Number(st.urgent_calls ?? 0), automod_hits: Number(st.automod_hits ?? 0),
+      hb_late_p99_us: Number(st.hb_late_p99_us ?? -1), urgent_p50_us: Number(st.urgent_p50_us ?? -1),
+      urgent_p99_us: Number(st.urgent_p99_us ?? -1), latency_ms: Number(st.latency_ms ?? -1),
+    });
+  } else {
+    Object.assign(out, { handled: result.processed, actions: result.actions, self_ms: result.ms, self_per_s: result.per_s });
+  }
+  out.per_s = Math.round(out.handled * 1000 / wallMs);
+  out.per_cpu_s = out.cpu_s > 0 ? Math.round(out.handled / out.cpu_s) : 0;
+  process.stdout.write(`${JSON.stringify(out)}\n`);
+}
+
+const [mode, ...args] = process.argv.slice(2);
+try {
+  if (mode === 'setup') await setup();
+  else if (mode === 'fresh') await fresh();
+  else if (mode === 'run') await run(args[0], Number(args[1]), args[2]);
+  else if (mode === 'guilds') process.stdout.write(`${guildIds().join(' ')}\n`);
+  else throw new Error('usage: gateway.mjs setup | fresh | run <name> <cpu pid> <peer output file|status> | guilds');
+} catch (e) {
+  process.stderr.write(`gateway bench: ${e.message}\n`);
+  process.exit(1);
+}
