@@ -137,11 +137,10 @@ async function until(what, fn, { timeout = TIMEOUT_MS, interval = 50, progress }
   }
 }
 
-/** The fake's gateway sessions that completed IDENTIFY (READY sent). */
+/** The fake's current gateway sessions (IDENTIFY answered with READY, still connected). */
 async function readySessions() {
-  const s = await fake('GET', '/_fake/gateway/sessions');
-  const list = Array.isArray(s) ? s : (s?.sessions ?? Object.values(s ?? {}));
-  return list.filter((x) => x && (x.ready || x.identified || x.state === 'ready' || x.session_id) && !x.closed);
+  const v = await fake('GET', '/_fake/gateway/sessions');
+  return (v?.sessions ?? []).filter((x) => x.connected && x.current && !x.invalidated);
 }
 
 const status = () => {
@@ -168,6 +167,7 @@ async function run(name, pid, source) {
     if (!alive(pid)) throw new Error(`${name} (pid ${pid}) exited before it connected`);
     return (await readySessions()).length > 0 && (!ours || /ready|connected/i.test(status().state ?? ''));
   }, { timeout: 60000, interval: 100, progress: () => (ours ? `shard state ${status().state ?? 'none'}` : 'no READY session') });
+  const session = (await readySessions())[0];
   // Startup (module loading, GUILD_CREATE caches, settings) is over when the CPU stops moving.
   let last = cpu(pid);
   let calm = 0;
@@ -198,7 +198,7 @@ async function run(name, pid, source) {
   }
   const wallMs = performance.now() - t0;
   const c1 = cpu(pid);
-  const out = { name, sent: sent.sent, send_ms: sent.ms, wall_ms: Math.round(wallMs), cpu_s: +(c1 - c0).toFixed(3) };
+  const out = { name, compress: session?.compress ? 'zlib-stream' : 'none', sent: sent.sent, send_ms: sent.ms, wall_ms: Math.round(wallMs), cpu_s: +(c1 - c0).toFixed(3) };
   if (ours) {
     // the histograms are published with the status: one more publication carries the last events
     const interval = num(env.GATEWAY_STATUS_INTERVAL_MS, 5000);
