@@ -54,25 +54,29 @@ function benchGuild(i) {
   return makeGuild({ name: `Gateway bench ${i}`, ids, botUserId: APP_ID });
 }
 
-// The settings documents: every AutoMod rule on (action: delete; the peer deletes too), text XP on.
-// Kept in one place so they follow features/automod/schema.json and features/levels/schema.json.
-export function automodDoc(g) {
+// The settings documents (features/automod/schema.json, features/levels/schema.json): every AutoMod
+// rule on with the peer's parameters and its action (delete), text XP on with the defaults. The
+// stream's ordinary chat must trip no rule, as for the peer: each user sends count/users messages
+// (20 for the reference run), below the rate rule's 30 per 60 s, and picks sentences at random
+// from 25, so the repeat rule (on, default history of 10) acts only when all 10 are alike. The
+// regex rule (on) matches what the word list matches, so it adds cost, not actions.
+export function automodDoc() {
+  const rule = (extra) => ({ enabled: true, log_only: false, actions: ['delete'], ...extra });
   return {
     enabled: true,
-    rules: {
-      spam: { enabled: true, action: 'delete', max_messages: 30, window_s: 60 },
-      repeat: { enabled: true, action: 'delete' },
-      caps: { enabled: true, action: 'delete', min_length: 10, ratio: 0.7 },
-      invites: { enabled: true, action: 'delete' },
-      links: { enabled: true, action: 'delete', deny: ['bad.example'] },
-      words: { enabled: true, action: 'delete', words: ['scam', 'free nitro', 'idiot'] },
-      mentions: { enabled: true, action: 'delete', everyone: true, max_user_mentions: 5 },
-    },
-    log_channel_id: g.channels.modLog?.id ?? null,
+    exempt_managers: true,
+    rate: rule({ max_messages: 30, window_s: 60 }),
+    repeat: rule({ max_repeats: 10, history: 10, window_s: 120 }),
+    caps: rule({ percent: 70, min_letters: 10 }),
+    invites: rule({}),
+    links: rule({ mode: 'deny', domains: ['bad.example'] }),
+    words: rule({ words: ['scam', 'free nitro', 'idiot'] }),
+    regex: rule({ patterns: ['\\b(sc[a4]m|fr[e3]{2}\\s*n[i1]tr[o0]|[i1]d[i1][o0]t)\\b'] }),
+    mentions: rule({ everyone: true, max_mentions: 5 }),
   };
 }
 export function levelsDoc() {
-  return { enabled: true, text_xp: true, multiplier: 1 };
+  return { enabled: true, multiplier: 1, cooldown_seconds: 60, voice_enabled: true };
 }
 
 function psql(sql) {
@@ -104,8 +108,8 @@ async function setup() {
   const rows = guilds.map((g) => `(${g.guild.id}, ${q(g.guild.name)})`).join(',');
   const docs = [];
   for (const g of guilds) {
-    docs.push(`(${g.guild.id}, 'automod', ${q(JSON.stringify(automodDoc(g)))}::jsonb)`);
-    docs.push(`(${g.guild.id}, 'levels', ${q(JSON.stringify(levelsDoc(g)))}::jsonb)`);
+    docs.push(`(${g.guild.id}, 'automod', ${q(JSON.stringify(automodDoc()))}::jsonb)`);
+    docs.push(`(${g.guild.id}, 'levels', ${q(JSON.stringify(levelsDoc()))}::jsonb)`);
   }
   psql(`INSERT INTO guilds (id, name) VALUES ${rows} ON CONFLICT (id) DO UPDATE SET is_active = true;
 INSERT INTO guild_settings (guild_id, feature, document) VALUES ${docs.join(',')}
