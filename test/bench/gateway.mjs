@@ -169,7 +169,7 @@ async function run(name, pid, source) {
   const dead = () => (alive(pid) ? '' : `; ${name} (pid ${pid}) exited`);
   await until(`${name} to connect to the fake gateway (READY)`, async () => {
     if (!alive(pid)) throw new Error(`${name} (pid ${pid}) exited before it connected`);
-    return (await readySessions()).length > 0 && (!ours || /ready|connected/i.test(status().state ?? ''));
+    return (await readySessions()).length > 0 && (!ours || status().state === 'ready');
   }, { timeout: 60000, interval: 100, progress: () => (ours ? `shard state ${status().state ?? 'none'}` : 'no READY session') });
   const session = (await readySessions())[0];
   // Startup (module loading, GUILD_CREATE caches, settings) is over when the CPU stops moving.
