@@ -202,7 +202,7 @@ async function run(name, pid, source) {
   }
   const wallMs = performance.now() - t0;
   const c1 = cpu(pid);
-  const out = { name, compress: session?.compress ? 'zlib-stream' : 'none', sent: sent.sent, send_ms: sent.ms, wall_ms: Math.round(wallMs), cpu_s: +(c1 - c0).toFixed(3) };
+  const out = { name, compress: session?.compress ? 'zlib-stream' : 'none', sent: sent.sent, bad: sent.bad ?? null, send_ms: sent.ms, wall_ms: Math.round(wallMs), cpu_s: +(c1 - c0).toFixed(3) };
   if (ours) {
     // the histograms are published with the status: one more publication carries the last events
     const interval = num(env.GATEWAY_STATUS_INTERVAL_MS, 5000);
