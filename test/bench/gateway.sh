@@ -116,9 +116,9 @@ contest() { # name outfile cwd cmd...: runs cmd in cwd pinned to CPU 0 and keeps
 }
 
 line() { # name json
-  printf '%-10s %8s events per CPU-s  %8s events/s wall  (CPU %s s, %s handled of %s sent, fake sent in %s ms, %s AutoMod actions)\n' \
+  printf '%-10s %8s events per CPU-s  %8s events/s wall  (CPU %s s, %s handled of %s sent, fake sent in %s ms, %s AutoMod actions for %s rule-breaking messages)\n' \
     "$1" "$(field "$2" per_cpu_s)" "$(field "$2" per_s)" "$(field "$2" cpu_s)" "$(field "$2" handled)" \
-    "$(field "$2" sent)" "$(field "$2" send_ms)" "$(field "$2" actions)"
+    "$(field "$2" sent)" "$(field "$2" send_ms)" "$(field "$2" actions)" "$(field "$2" bad)"
 }
 
 # ---- the peer: discord.js v14 -----------------------------------------------------------------
