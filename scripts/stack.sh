@@ -275,6 +275,17 @@ start() {
     LOG_FILE="$RUN/logs/worker.log" spawn cron "$REPO/scripts/cron-loop.sh" "$RUN" "$BIN"
   fi
 
+  # gateway-lite: dev profile only (tests start their own with test/lib/gateway.mjs). Fake mode
+  # allows the privileged intents the fake grants; a real bot sets GATEWAY_PRIVILEGED_INTENTS.
+  if [ "$profile" = dev ] && [ -x "$BIN/guildhall-gateway" ] && ! alive "$RUN/gateway.spawn.pid"; then
+    if [ "$GH_FAKE_MODE" = 1 ]; then
+      GATEWAY_PRIVILEGED_INTENTS=${GATEWAY_PRIVILEGED_INTENTS-members,message_content} \
+      LOG_FILE="$RUN/logs/gateway.log" spawn gateway "$BIN/guildhall-gateway"
+    else
+      LOG_FILE="$RUN/logs/gateway.log" spawn gateway "$BIN/guildhall-gateway"
+    fi
+  fi
+
   if [ "$GH_FAKE_MODE" = 1 ] && [ "$profile" = dev ]; then
     "$BIN/guildhall-register-commands" --guild "$DEMO_GUILD_ID" >>"$RUN/logs/register.log" 2>&1 \
       || log "warning: registering commands with the fake Discord failed (see $RUN/logs/register.log)"
@@ -294,12 +305,14 @@ start() {
   [ "$GH_FAKE_MODE" = 1 ] && echo "  fake Discord   $GH_FAKE_DISCORD_URL (demo guild $DEMO_GUILD_ID; control API under /_fake/)"
   echo "  PostgreSQL     $DATABASE_URL"
   echo "  Redis          $REDIS_URL"
+  [ -e "$RUN/gateway.spawn.pid" ] && echo "  gateway        guildhall-gateway (log $RUN/logs/gateway.log)"
   echo "  logs           $RUN/logs/   stop with: make stop"
 }
 
 stop_all() {
   [ -d "$RUN" ] || { [ "${1:-}" = quiet ] || log "not running"; return 0; }
   stop_pidfile "$RUN/cron.spawn.pid"
+  stop_pidfile "$RUN/gateway.spawn.pid"
   if alive "$RUN/nginx.pid"; then
     kill -QUIT "$(cat "$RUN/nginx.pid")" 2>/dev/null || true
     local i=0; while alive "$RUN/nginx.pid" && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
