@@ -1,0 +1,501 @@
+/* events.c - AutoMod in gateway-lite's hot path (MESSAGE_CREATE, and
+ * MESSAGE_UPDATE for the content rules).
+ *
+ * A batch of messages is handled in chunks of CHUNK on the stack (nothing is
+ * allocated per message):
+ *   1. each message is read from its dispatch (bots, webhooks, DMs, system
+ *      messages skipped), its guild's settings taken from the process's
+ *      settings cache (lib/store/setcache.h: parsed once per
+ *      GATEWAY_SETTINGS_TTL_MS, regexes compiled then), exemptions applied;
+ *   2. the rate and repeat rules' Redis commands for the whole chunk go in
+ *      one pipeline (one round trip): INCR + EXPIRE NX of the rate counter,
+ *      LPUSH + LTRIM + EXPIRE + LRANGE of the similarity hashes. Redis down:
+ *      those two rules are skipped (logged once per burst, counted in
+ *      stats->redis_failures), the content rules still act;
+ *   3. the decision (rules.c); the urgent calls (DELETE the message, PATCH the
+ *      member's timeout) are submitted without blocking (gh_rest_submit) and
+ *      timed (gh_gw_stats_urgent); then one "automod:offence" job per hit
+ *      (id automod:<guild>:<message>:<rule>, the dedupe key) carries what the
+ *      worker needs to record it and run warn / kick / ban through moderation.
+ *
+ * After a settings load the guild's premium tier is read once (the load-time
+ * gate on the premium word and pattern lists) and, when managers are exempt,
+ * the roles holding Administrator or Manage Server from the Redis role cache
+ * (bot:{g}:cache:roles, written by the gateway's caches and the API). */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <hiredis/hiredis.h>
+#include <json-c/json.h>
+
+#include "core/config.h"
+#include "core/ctx.h"
+#include "core/err.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "core/str.h"
+#include "core/timeutil.h"
+#include "discord/rest.h"
+#include "features/automod/automod.h"
+#include "features/premium/premium.h"
+#include "gateway/gwstats.h"
+#include "store/queue.h"
+#include "store/redis.h"
+#include "store/setcache.h"
+
+#define CHUNK 64
+#define MAX_ROLES 64
+#define MAX_HITS GH_AM_RULE_COUNT
+#define REDIS_LOG_EVERY_US 10000000LL
+#define PERM_ADMINISTRATOR (1ull << 3)
+#define PERM_MANAGE_GUILD (1ull << 5)
+
+static struct gh_setcache *cache; /* one per process: gateway-lite's loop is one thread */
+static int cache_ttl_ms = -1;
+static int64_t redis_logged_us;
+
+static void *parse_cb(json_object *doc, uint64_t guild_id)
+{
+    return gh_am_settings_parse(doc, guild_id, NULL);
+}
+
+static void free_cb(void *p)
+{
+    gh_am_settings_free(p);
+}
+
+void gh_am_forget(uint64_t guild_id)
+{
+    if (cache)
+        gh_setcache_forget(cache, guild_id);
+}
+
+static struct gh_setcache *settings_cache(struct gh_ctx *ctx)
+{
+    int ttl = ctx->cfg ? ctx->cfg->gateway_settings_ttl_ms : 5000;
+    if (cache && ttl != cache_ttl_ms) {
+        gh_setcache_free(cache);
+        cache = NULL;
+    }
+    if (!cache) {
+        cache = gh_setcache_new("automod", ttl, parse_cb, free_cb);
+        cache_ttl_ms = ttl;
+    }
+    return cache;
+}
+
+/* Manager roles from the role cache (Redis only: never REST in the loop). */
+static void load_manager_roles(struct gh_ctx *ctx, struct gh_am_settings *s)
+{
+    char key[96];
+    redisReply *r;
+    json_object *roles = NULL;
+
+    s->n_manager_roles = 0;
+    if (!ctx->redis || gh_key_guild(key, sizeof(key), s->guild_id, "cache", "roles") != GH_OK)
+        return;
+    r = gh_redis_cmd(ctx->redis, "GET %s", key);
+    if (r && r->type == REDIS_REPLY_STRING &&
+        gh_json_parse(r->str, (size_t)r->len, 0, &roles) == GH_OK && json_object_is_type(roles, json_type_array)) {
+        for (size_t i = 0; i < json_object_array_length(roles) && s->n_manager_roles < MAX_ROLES; i++) {
+            json_object *role = json_object_array_get_idx(roles, i);
+            const char *perm = gh_json_get_str(role, "permissions");
+            uint64_t bits = 0, id = gh_json_get_snowflake(role, "id");
+            if (id && perm && gh_cstr_to_u64(perm, &bits) == GH_OK &&
+                (bits & (PERM_ADMINISTRATOR | PERM_MANAGE_GUILD)))
+                s->manager_roles[s->n_manager_roles++] = id;
+        }
+    }
+    json_object_put(roles);
+    freeReplyObject(r);
+}
+
+static void post_load(struct gh_ctx *ctx, struct gh_am_settings *s)
+{
+    struct gh_premium p;
+    int rank = 0;
+
+    s->post_loaded = 1;
+    if (s->n_words > s->n_words_free || s->n_regex > s->n_regex_free || s->n_words > GH_AM_FREE_WORDS ||
+        s->n_regex > GH_AM_FREE_REGEX) {
+        memset(&p, 0, sizeof(p));
+        if (gh_premium_get(ctx, s->guild_id, &p) == GH_OK)
+            rank = p.effective;
+        else
+            GH_WARN(&ctx->log, "automod: premium tier of guild %" PRIu64 " unreadable: free tier limits apply",
+                    s->guild_id);
+        gh_am_settings_apply_tier(s, rank, &ctx->log);
+    }
+    if (s->exempt_managers)
+        load_manager_roles(ctx, s);
+}
+
+struct item {
+    struct gh_event *ev;
+    const struct gh_am_settings *s;
+    struct gh_am_msg m;
+    uint64_t roles[MAX_ROLES];
+    struct gh_am_counters c;
+    int want_rate, want_repeat;
+    uint64_t hash;
+};
+
+/* Reads one dispatch; 0 when AutoMod does not look at it. */
+struct seen {
+    uint64_t guild_id;
+    const struct gh_am_settings *s;
+};
+
+/* The guild's settings, fetched once per chunk: a second gh_setcache_get of
+ * the same guild could reload them under an earlier item's pointer. */
+static const struct gh_am_settings *chunk_settings(struct gh_ctx *ctx, struct seen *seen, int *n_seen,
+                                                   uint64_t guild_id)
+{
+    const struct gh_am_settings *s;
+    for (int i = 0; i < *n_seen; i++)
+        if (seen[i].guild_id == guild_id)
+            return seen[i].s;
+    s = gh_setcache_get(settings_cache(ctx), ctx, guild_id);
+    if (s && !s->post_loaded)
+        post_load(ctx, (struct gh_am_settings *)s); /* ours: the cache holds what parse_cb made */
+    if (*n_seen < CHUNK) {
+        seen[*n_seen].guild_id = guild_id;
+        seen[*n_seen].s = s;
+        (*n_seen)++;
+    }
+    return s;
+}
+
+static int read_msg(struct gh_ctx *ctx, struct gh_event *ev, int is_edit, struct item *it, struct seen *seen,
+                    int *n_seen)
+{
+    json_object *d = ev->d, *author = NULL, *member = NULL, *v = NULL;
+    const struct gh_am_settings *s;
+    int b = 0;
+
+    memset(&it->m, 0, sizeof(it->m));
+    it->ev = ev;
+    it->want_rate = it->want_repeat = 0;
+    it->c.rate_count = -1;
+    it->c.repeat_count = -1;
+    it->hash = 0;
+    if (!d || !ev->guild_id)
+        return 0; /* DMs: not AutoMod's */
+    if (json_object_object_get_ex(d, "webhook_id", &v) && v)
+        return 0;
+    if (!json_object_object_get_ex(d, "author", &author) || !author)
+        return 0;
+    if (gh_json_get_bool(author, "bot", &b) == GH_OK && b)
+        return 0;
+    if (!json_object_object_get_ex(d, "content", &v) || !json_object_is_type(v, json_type_string))
+        return 0; /* an edit without content (embeds resolved) */
+    it->m.content = json_object_get_string(v);
+    it->m.len = (size_t)json_object_get_string_len(v);
+    it->m.guild_id = ev->guild_id;
+    it->m.channel_id = gh_json_get_snowflake(d, "channel_id");
+    it->m.message_id = gh_json_get_snowflake(d, "id");
+    it->m.author_id = gh_json_get_snowflake(author, "id");
+    it->m.is_edit = is_edit;
+    if (!it->m.channel_id || !it->m.message_id || !it->m.author_id)
+        return 0;
+
+    s = chunk_settings(ctx, seen, n_seen, ev->guild_id);
+    if (!s || !s->enabled)
+        return 0;
+    it->s = s;
+
+    if (json_object_object_get_ex(d, "member", &member) && member &&
+        json_object_object_get_ex(member, "roles", &v) && json_object_is_type(v, json_type_array)) {
+        size_t n = json_object_array_length(v);
+        for (size_t i = 0; i < n && it->m.n_roles < MAX_ROLES; i++) {
+            uint64_t id = 0;
+            if (gh_cstr_to_u64(json_object_get_string(json_object_array_get_idx(v, i)), &id) == GH_OK)
+                it->roles[it->m.n_roles++] = id;
+        }
+    }
+    it->m.roles = it->roles;
+    if (gh_json_get_bool(d, "mention_everyone", &b) == GH_OK)
+        it->m.mention_everyone = b;
+    if (json_object_object_get_ex(d, "mentions", &v) && json_object_is_type(v, json_type_array))
+        it->m.n_mentions += (int)json_object_array_length(v);
+    if (json_object_object_get_ex(d, "mention_roles", &v) && json_object_is_type(v, json_type_array))
+        it->m.n_mentions += (int)json_object_array_length(v);
+
+    if (gh_am_exempt_all(s, &it->m))
+        return 0;
+    it->want_rate = !gh_am_rule_skipped(s, GH_AM_RATE, &it->m);
+    it->want_repeat = !gh_am_rule_skipped(s, GH_AM_REPEAT, &it->m);
+    if (it->want_repeat && (it->hash = gh_am_simhash(it->m.content, it->m.len)) == 0)
+        it->want_repeat = 0; /* nothing to compare (no letters) */
+    return 1;
+}
+
+static void redis_down(struct gh_ctx *ctx, struct gh_event *ev)
+{
+    int64_t now = gh_mono_us();
+    if (ev && ev->stats)
+        ev->stats->redis_failures++;
+    if (now - redis_logged_us >= REDIS_LOG_EVERY_US) {
+        redis_logged_us = now;
+        GH_WARN(&ctx->log, "automod: Redis unavailable: the rate and repeat rules are skipped (content rules "
+                           "still act)");
+    }
+}
+
+/* One pipeline for the chunk's rate and repeat counters. */
+static void counters(struct gh_ctx *ctx, struct item *items, int n)
+{
+    char key[128];
+    int queued = 0, failed = 0;
+
+    for (int i = 0; i < n; i++) {
+        struct item *it = &items[i];
+        if (!it->s || (!it->want_rate && !it->want_repeat))
+            continue;
+        if (!ctx->redis) {
+            failed = 1;
+            break;
+        }
+        if (it->want_rate) {
+            (void)gh_key_guild(key, sizeof(key), it->m.guild_id, "automod", "rate:%" PRIu64, it->m.author_id);
+            (void)gh_redis_append(ctx->redis, "INCR %s", key);
+            (void)gh_redis_append(ctx->redis, "EXPIRE %s %d NX", key, it->s->rate_window_s);
+            queued += 2;
+        }
+        if (it->want_repeat) {
+            (void)gh_key_guild(key, sizeof(key), it->m.guild_id, "automod", "recent:%" PRIu64, it->m.author_id);
+            (void)gh_redis_append(ctx->redis, "LPUSH %s %" PRIx64, key, it->hash);
+            (void)gh_redis_append(ctx->redis, "LTRIM %s 0 %d", key, it->s->repeat_history - 1);
+            (void)gh_redis_append(ctx->redis, "EXPIRE %s %d", key, it->s->repeat_window_s);
+            (void)gh_redis_append(ctx->redis, "LRANGE %s 0 %d", key, it->s->repeat_history - 1);
+            queued += 4;
+        }
+    }
+    if (queued == 0 && !failed)
+        return;
+    for (int i = 0; i < n && queued > 0; i++) {
+        struct item *it = &items[i];
+        if (!it->s || (!it->want_rate && !it->want_repeat))
+            continue;
+        if (it->want_rate) {
+            redisReply *r1 = gh_redis_get_reply(ctx->redis), *r2 = gh_redis_get_reply(ctx->redis);
+            queued -= 2;
+            if (r1 && r1->type == REDIS_REPLY_INTEGER)
+                it->c.rate_count = r1->integer;
+            else
+                failed = 1;
+            freeReplyObject(r1);
+            freeReplyObject(r2);
+        }
+        if (it->want_repeat) {
+            redisReply *r[4];
+            char want[24];
+            for (int k = 0; k < 4; k++)
+                r[k] = gh_redis_get_reply(ctx->redis);
+            queued -= 4;
+            snprintf(want, sizeof(want), "%" PRIx64, it->hash);
+            if (r[3] && r[3]->type == REDIS_REPLY_ARRAY) {
+                int same = 0;
+                for (size_t k = 0; k < r[3]->elements; k++)
+                    if (r[3]->element[k]->type == REDIS_REPLY_STRING && strcmp(r[3]->element[k]->str, want) == 0)
+                        same++;
+                it->c.repeat_count = same;
+            } else {
+                failed = 1;
+            }
+            for (int k = 0; k < 4; k++)
+                freeReplyObject(r[k]);
+        }
+    }
+    if (failed) {
+        for (int i = 0; i < n; i++)
+            if (items[i].s && (items[i].want_rate || items[i].want_repeat)) {
+                redis_down(ctx, items[i].ev);
+                break;
+            }
+    }
+}
+
+static void rest_done(int err, const struct gh_rest_resp *resp, void *arg)
+{
+    (void)arg;
+    (void)err;
+    (void)resp; /* the REST client logs failures with route and status */
+}
+
+static void urgent_delete(struct gh_ctx *ctx, const struct item *it, enum gh_am_rule rule)
+{
+    char path[96], audit[64];
+    struct gh_rest_req req;
+
+    snprintf(path, sizeof(path), "/channels/%" PRIu64 "/messages/%" PRIu64, it->m.channel_id, it->m.message_id);
+    snprintf(audit, sizeof(audit), "AutoMod: %s", gh_am_rule_title(rule));
+    memset(&req, 0, sizeof(req));
+    req.method = "DELETE";
+    req.path = path;
+    req.audit_reason = audit;
+    if (gh_rest_submit(ctx->rest, &req, rest_done, NULL) == GH_OK) {
+        it->ev->flags |= GH_EVF_DELETED;
+        gh_gw_stats_urgent(it->ev->stats, it->ev->received_us);
+    } else {
+        GH_ERROR(&ctx->log, "automod: delete of message %" PRIu64 " in guild %" PRIu64 " not submitted",
+                 it->m.message_id, it->m.guild_id);
+    }
+}
+
+static void iso_time(int64_t ms, char *out, size_t n)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    if (strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0 && n > 0)
+        out[0] = '\0';
+}
+
+static int urgent_timeout(struct gh_ctx *ctx, const struct item *it, enum gh_am_rule rule, int64_t secs)
+{
+    char path[96], audit[64], body[96], until[40];
+    struct gh_rest_req req;
+
+    iso_time(gh_now_ms() + secs * 1000, until, sizeof(until));
+    snprintf(path, sizeof(path), "/guilds/%" PRIu64 "/members/%" PRIu64, it->m.guild_id, it->m.author_id);
+    snprintf(audit, sizeof(audit), "AutoMod: %s", gh_am_rule_title(rule));
+    snprintf(body, sizeof(body), "{\"communication_disabled_until\":\"%s\"}", until);
+    memset(&req, 0, sizeof(req));
+    req.method = "PATCH";
+    req.path = path;
+    req.body = body;
+    req.body_len = strlen(body);
+    req.audit_reason = audit;
+    if (gh_rest_submit(ctx->rest, &req, rest_done, NULL) == GH_OK) {
+        gh_gw_stats_urgent(it->ev->stats, it->ev->received_us);
+        return 1;
+    }
+    GH_ERROR(&ctx->log, "automod: timeout of user %" PRIu64 " in guild %" PRIu64 " not submitted", it->m.author_id,
+             it->m.guild_id);
+    return 0;
+}
+
+/* The start of the content, cut on a character boundary. */
+static json_object *excerpt(const char *s, size_t len)
+{
+    size_t k = len > GH_AM_EXCERPT_MAX ? GH_AM_EXCERPT_MAX : len;
+    while (k > 0 && k < len && ((unsigned char)s[k] & 0xc0) == 0x80)
+        k--;
+    return json_object_new_string_len(s, (int)k);
+}
+
+static void enqueue_offence(struct gh_ctx *ctx, const struct item *it, const struct gh_am_hit *h, int deleted,
+                            int timed_out, int64_t timeout_s)
+{
+    char id[160], num[24];
+    json_object *p = json_object_new_object();
+    int rc;
+
+    if (!p)
+        return;
+    snprintf(id, sizeof(id), "automod:%" PRIu64 ":%" PRIu64 ":%s", it->m.guild_id, it->m.message_id,
+             gh_am_rule_name(h->rule));
+#define SF(k, v)                                                                                             \
+    do {                                                                                                     \
+        snprintf(num, sizeof(num), "%" PRIu64, (uint64_t)(v));                                               \
+        json_object_object_add(p, k, json_object_new_string(num));                                          \
+    } while (0)
+    SF("guild_id", it->m.guild_id);
+    SF("user_id", it->m.author_id);
+    SF("channel_id", it->m.channel_id);
+    SF("message_id", it->m.message_id);
+#undef SF
+    json_object_object_add(p, "rule", json_object_new_string(gh_am_rule_name(h->rule)));
+    json_object_object_add(p, "actions", json_object_new_int64(h->actions));
+    json_object_object_add(p, "log_only", json_object_new_boolean(h->log_only));
+    json_object_object_add(p, "edited", json_object_new_boolean(it->m.is_edit));
+    json_object_object_add(p, "deleted", json_object_new_boolean(deleted));
+    json_object_object_add(p, "timed_out", json_object_new_boolean(timed_out));
+    json_object_object_add(p, "timeout_s", json_object_new_int64(timeout_s));
+    json_object_object_add(p, "excerpt", excerpt(it->m.content, it->m.len));
+    json_object_object_add(p, "matched", json_object_new_string(h->matched));
+    json_object_object_add(p, "detected_ms", json_object_new_int64(gh_now_ms()));
+    rc = gh_queue_enqueue(ctx->redis, ctx->queue ? ctx->queue : GH_QUEUE_DEFAULT, id, GH_AM_JOB_OFFENCE,
+                          it->m.guild_id, p, 0);
+    if (rc != GH_OK && rc != GH_EDUPLICATE)
+        GH_ERROR(&ctx->log, "automod: offence %s not queued (%s): not recorded", id, gh_strerror(rc));
+    json_object_put(p);
+}
+
+static void decide(struct gh_ctx *ctx, struct item *it)
+{
+    struct gh_am_hit hits[MAX_HITS];
+    int overflow = 0, n, del = 0, spam = 0, timed = 0;
+    enum gh_am_rule del_rule = GH_AM_RULE_COUNT, to_rule = GH_AM_RULE_COUNT;
+    int64_t to_s = 0;
+
+    n = gh_am_check(it->s, &it->m, &it->c, hits, MAX_HITS, &overflow);
+    if (overflow)
+        GH_WARN(&ctx->log, "automod: a pattern of guild %" PRIu64 " hit its match limit on message %" PRIu64
+                           " (counted as no match)",
+                it->m.guild_id, it->m.message_id);
+    if (n == 0)
+        return;
+    it->ev->flags |= GH_EVF_AUTOMOD_HIT;
+    if (it->ev->stats)
+        it->ev->stats->automod_hits++;
+    for (int i = 0; i < n; i++) {
+        if (hits[i].rule == GH_AM_RATE || hits[i].rule == GH_AM_REPEAT)
+            spam = 1;
+        if (hits[i].actions & GH_AM_ACT_DELETE) {
+            if (!del)
+                del_rule = hits[i].rule;
+            del = 1;
+        }
+        if ((hits[i].actions & GH_AM_ACT_TIMEOUT) && it->s->rule[hits[i].rule].timeout_s > to_s) {
+            to_s = it->s->rule[hits[i].rule].timeout_s;
+            to_rule = hits[i].rule;
+        }
+    }
+    if (spam)
+        it->ev->flags |= GH_EVF_SPAM;
+    if (del)
+        urgent_delete(ctx, it, del_rule);
+    if (to_s > 0)
+        timed = urgent_timeout(ctx, it, to_rule, to_s);
+    for (int i = 0; i < n; i++)
+        enqueue_offence(ctx, it, &hits[i], del && (hits[i].actions & GH_AM_ACT_DELETE),
+                        timed && (hits[i].actions & GH_AM_ACT_TIMEOUT), it->s->rule[hits[i].rule].timeout_s);
+}
+
+int gh_am_inline(struct gh_ctx *ctx, struct gh_event *const *evs, int n)
+{
+    struct item items[CHUNK];
+    struct seen seen[CHUNK];
+
+    if (!ctx || !evs || n <= 0)
+        return GH_EINVAL;
+    for (int base = 0; base < n; base += CHUNK) {
+        int k = n - base < CHUNK ? n - base : CHUNK, any = 0, n_seen = 0;
+        for (int i = 0; i < k; i++) {
+            struct gh_event *ev = evs[base + i];
+            int is_edit = ev->name && strcmp(ev->name, "MESSAGE_UPDATE") == 0;
+            items[i].s = NULL;
+            if (!read_msg(ctx, ev, is_edit, &items[i], seen, &n_seen))
+                items[i].s = NULL;
+            else
+                any = 1;
+        }
+        if (!any)
+            continue;
+        counters(ctx, items, k);
+        for (int i = 0; i < k; i++)
+            if (items[i].s)
+                decide(ctx, &items[i]);
+    }
+    return GH_OK;
+}
+
+const struct gh_event_handler gh_am_events[GH_AM_N_EVENTS] = {
+    {.name = "MESSAGE_CREATE", .inline_fn = gh_am_inline},
+    {.name = "MESSAGE_UPDATE", .inline_fn = gh_am_inline},
+};
