@@ -404,6 +404,49 @@ static void reject(struct gh_ctx *ctx, struct gh_http_resp *resp, int status, co
     count(ctx, "rejected", code, NULL, -1);
 }
 
+/* Everything after the shape checks: note the guild, route by type (the
+ * feature's enabled state checked before its handler), record and count. */
+static void route_parsed(struct gh_ctx *ctx, const struct gh_interaction *ix, struct gh_http_resp *resp,
+                         int64_t t0)
+{
+    ctx->log.guild_id = ix->guild_id;
+    ctx->log.user_id = ix->user_id;
+    note_guild(ctx, ix->guild_id);
+
+    struct ix_state st = {
+        .ctx = ctx,
+        .ix = ix,
+        .resp = resp,
+        .type_label = "other",
+        .outcome = "unknown",
+        .metric_command = NULL,
+        .error = NULL,
+        .success = 0,
+    };
+    st.log_command[0] = '\0';
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        if (routes[i].type == ix->type) {
+            st.type_label = routes[i].label;
+            routes[i].route(&st);
+            break;
+        }
+    }
+    if (ix->type == GH_IX_APPLICATION_COMMAND && !st.metric_command)
+        st.metric_command = "unknown";
+
+    int64_t took = mono_us() - t0;
+    record(&st, took);
+    count(ctx, st.type_label, st.outcome, ix->type == GH_IX_APPLICATION_COMMAND ? st.metric_command : NULL,
+          took);
+    gh_log(&ctx->log, GH_LOG_DEBUG, 0, "%s %s: %s in %" PRId64 " us", st.type_label,
+           st.log_command[0] ? st.log_command : (ix->command_name ? ix->command_name : "-"), st.outcome, took);
+}
+
+void gh_interactions_route(struct gh_ctx *ctx, const struct gh_interaction *ix, struct gh_http_resp *resp)
+{
+    route_parsed(ctx, ix, resp, mono_us());
+}
+
 void gh_interactions_handle(struct gh_ctx *ctx, const struct gh_http_req *req, struct gh_http_resp *resp)
 {
     int64_t t0 = mono_us();
@@ -469,36 +512,6 @@ void gh_interactions_handle(struct gh_ctx *ctx, const struct gh_http_req *req, s
         return;
     }
 
-    ctx->log.guild_id = ix.guild_id;
-    ctx->log.user_id = ix.user_id;
-    note_guild(ctx, ix.guild_id);
-
-    struct ix_state st = {
-        .ctx = ctx,
-        .ix = &ix,
-        .resp = resp,
-        .type_label = "other",
-        .outcome = "unknown",
-        .metric_command = NULL,
-        .error = NULL,
-        .success = 0,
-    };
-    st.log_command[0] = '\0';
-    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
-        if (routes[i].type == ix.type) {
-            st.type_label = routes[i].label;
-            routes[i].route(&st);
-            break;
-        }
-    }
-    if (ix.type == GH_IX_APPLICATION_COMMAND && !st.metric_command)
-        st.metric_command = "unknown";
-
-    int64_t took = mono_us() - t0;
-    record(&st, took);
-    count(ctx, st.type_label, st.outcome, ix.type == GH_IX_APPLICATION_COMMAND ? st.metric_command : NULL,
-          took);
-    gh_log(&ctx->log, GH_LOG_DEBUG, 0, "%s %s: %s in %" PRId64 " us", st.type_label,
-           st.log_command[0] ? st.log_command : (ix.command_name ? ix.command_name : "-"), st.outcome, took);
+    route_parsed(ctx, &ix, resp, t0);
     gh_interaction_cleanup(&ix);
 }

@@ -19,6 +19,7 @@
 struct gh_ctx;
 struct gh_http_req;
 struct gh_http_resp;
+struct gh_interaction;
 
 #define GH_IX_MSG_UNKNOWN_COMMAND                                                                            \
     "This command is not available any more. It may have been removed; try again in a minute after "         \
@@ -31,5 +32,14 @@ struct gh_http_resp;
 #define GH_IX_FMT_FAILED "Something went wrong on our side (reference %s). The team has been notified."
 
 void gh_interactions_handle(struct gh_ctx *ctx, const struct gh_http_req *req, struct gh_http_resp *resp);
+
+/* The part of gh_interactions_handle after verification and parsing, for an
+ * interaction that did not come over HTTP (legacy prefix commands,
+ * features/events): sets the logger's guild and user (the correlation id is
+ * the caller's), records the guild, routes by type exactly as the endpoint
+ * does (unknown command, disabled feature, handler failure answered as an
+ * ephemeral message), records command_log and the metrics. resp receives
+ * the interaction response JSON (status 200). ix is borrowed. */
+void gh_interactions_route(struct gh_ctx *ctx, const struct gh_interaction *ix, struct gh_http_resp *resp);
 
 #endif
