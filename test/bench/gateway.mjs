@@ -155,6 +155,20 @@ const status = () => {
   return h;
 };
 
+/**
+ * Heartbeat lateness as the fake saw it (the same yardstick for both): the gaps between the
+ * contestant's heartbeats (op 1) received during the stream, minus the interval asked for.
+ */
+async function heartbeatGaps(from, to) {
+  const log = await fake('GET', '/_fake/gateway/log');
+  const times = log.filter((e) => e.dir === 'in' && e.op === 1 && e.time >= from - HB_MS && e.time <= to).map((e) => e.time);
+  const late = [];
+  for (let i = 1; i < times.length; i++) late.push(Math.max(0, times[i] - times[i - 1] - HB_MS));
+  late.sort((a, b) => a - b);
+  const p99 = late.length ? late[Math.min(late.length - 1, Math.ceil(late.length * 0.99) - 1)] : -1;
+  return { fake_heartbeats: times.length, fake_hb_late_p99_ms: p99, fake_hb_late_max_ms: late.length ? late.at(-1) : -1 };
+}
+
 function peerLine(file) {
   let text = '';
   try { text = fs.readFileSync(file, 'utf8'); } catch { return null; }
@@ -184,6 +198,7 @@ async function run(name, pid, source) {
   }, { timeout: 60000, interval: 0 });
   const c0 = cpu(pid);
   const t0 = performance.now();
+  const wall0 = Date.now();
   const body = { count: N, rate: RATE, guilds: GUILDS, users: USERS, bad_every: BAD_EVERY, seed: SEED, guild_ids: guildIds() };
   const sent = await fake('POST', '/_fake/gateway/stream', body);
   if (!sent || !(sent.sent > 0)) throw new Error(`the fake sent nothing: ${JSON.stringify(sent)}`);
@@ -202,6 +217,7 @@ async function run(name, pid, source) {
   }
   const wallMs = performance.now() - t0;
   const c1 = cpu(pid);
+  const hb = await heartbeatGaps(wall0, Date.now());
   const out = { name, compress: session?.compress ? 'zlib-stream' : 'none', sent: sent.sent, bad: sent.bad ?? null, send_ms: sent.ms, wall_ms: Math.round(wallMs), cpu_s: +(c1 - c0).toFixed(3) };
   if (ours) {
     // the histograms are published with the status: one more publication carries the last events
@@ -217,6 +233,7 @@ async function run(name, pid, source) {
   } else {
     Object.assign(out, { handled: result.processed, actions: result.actions, self_ms: result.ms, self_per_s: result.per_s });
   }
+  Object.assign(out, hb);
   out.per_s = Math.round(out.handled * 1000 / wallMs);
   out.per_cpu_s = out.cpu_s > 0 ? Math.round(out.handled / out.cpu_s) : 0;
   process.stdout.write(`${JSON.stringify(out)}\n`);
