@@ -17,6 +17,7 @@
 #   BENCH_GW_RATE=0 (events/s the fake sends; 0 = as fast as it can) BENCH_GW_SEED=7
 #   BENCH_GW_HB_MS=1000 (heartbeat interval in HELLO, so heartbeats fall inside the stream)
 #   BENCH_GW_COMPRESS=none (ours' GATEWAY_COMPRESS; the peer has no zlib-sync: no compression)
+#   BENCH_GW_RUNS=1 (runs of each, alternating; the median per CPU-second is printed)
 #   BENCH_GW_PEER=0 skips the peer, BENCH_GW_OURS=0 skips ours.
 # Starts the bench stack itself unless GH_BENCH_STACK_UP=1 (scripts/bench.sh, which has it up).
 set -uo pipefail
@@ -123,44 +124,70 @@ line() { # name json
     "$1" "$(field "$2" fake_heartbeats)" "$(field "$2" fake_hb_late_p99_ms)" "$(field "$2" fake_hb_late_max_ms)" "$BENCH_GW_HB_MS"
 }
 
-# ---- the peer: discord.js v14 -----------------------------------------------------------------
+# ---- the contestants ---------------------------------------------------------------------------
+peer=0
 if [ "${BENCH_GW_PEER:-1}" = 1 ]; then
   if [ ! -f "$PEERS_DIR/discordjs/bot.mjs" ]; then
-    echo "gateway bench: no peer in $PEERS_DIR/discordjs: skipped"
+    echo "gateway bench: no peer in $PEERS_DIR/discordjs (set GH_PEERS_DIR): skipped"; fail=1
   else
     PEER="$RUN/peers/discordjs"
     rm -rf "$PEER"; mkdir -p "$PEER"; cp "$PEERS_DIR/discordjs/bot.mjs" "$PEERS_DIR/discordjs/package.json" "$PEER/"
     if (cd "$PEER" && npm install --no-audit --no-fund --loglevel=error >"$LOGS/discordjs-npm.log" 2>&1); then
-      contest discordjs "$LOGS/gateway-discordjs.out" "$PEER" env DISCORD_API_BASE="$DISCORD_API_BASE" \
-        DISCORD_TOKEN="$DISCORD_TOKEN" REDIS_URL="$REDIS_URL" EXPECT="$BENCH_GW_EVENTS" node bot.mjs || fail=1
-      [ -n "${R[discordjs]:-}" ] && line discordjs "${R[discordjs]}"
+      peer=1
     else
       echo "gateway bench: discord.js peer: npm install failed (see $LOGS/discordjs-npm.log): skipped"; fail=1
     fi
   fi
 fi
-
-# ---- ours: guildhall-gateway ------------------------------------------------------------------
+ours=0
 if [ "${BENCH_GW_OURS:-1}" = 1 ]; then
-  if [ ! -x "$BIN/guildhall-gateway" ]; then
-    echo "gateway bench: $BIN/guildhall-gateway missing: ours skipped"; fail=1
-  else
-    rm -f "$LOGS/gateway-ours.log"
-    contest guildhall "$LOGS/gateway-guildhall.out" "$REPO" env LOG_FILE="$LOGS/gateway-ours.log" \
-      LOG_LEVEL="${BENCH_GW_LOG_LEVEL:-warn}" GATEWAY_COMPRESS="$COMPRESS" GATEWAY_STATUS_INTERVAL_MS=$STATUS_MS \
-      GH_RUN_DIR="$RUN" "$BIN/guildhall-gateway" --shards 0-0/1 || fail=1
-    if [ -n "${R[guildhall]:-}" ]; then
-      j=${R[guildhall]}
-      line guildhall "$j"
-      echo "guildhall  heartbeat lateness p99 $(field "$j" hb_late_p99_us) us under load;" \
-           "AutoMod frame-to-REST-call p50 $(field "$j" urgent_p50_us) us, p99 $(field "$j" urgent_p99_us) us (goal p99 < 20000 us);" \
-           "$(field "$j" automod_hits) messages matched a rule; transport compression: $COMPRESS"
-      sent=$(field "$j" sent); handled=$(field "$j" handled); acts=$(field "$j" actions)
-      if [ "${handled:-0}" -lt "${sent:-1}" ]; then echo "gateway bench: ours handled $handled of $sent messages"; fail=1; fi
-      if [ "${acts:-0}" -le 0 ] && [ "$BENCH_GW_BAD_EVERY" -gt 0 ]; then echo "gateway bench: ours took no AutoMod action"; fail=1; fi
-    fi
-  fi
+  if [ -x "$BIN/guildhall-gateway" ]; then ours=1; rm -f "$LOGS/gateway-ours.log"
+  else echo "gateway bench: $BIN/guildhall-gateway missing: ours skipped"; fail=1; fi
 fi
+
+run_peer() {
+  contest discordjs "$LOGS/gateway-discordjs.out" "$PEER" env DISCORD_API_BASE="$DISCORD_API_BASE" \
+    DISCORD_TOKEN="$DISCORD_TOKEN" REDIS_URL="$REDIS_URL" EXPECT="$BENCH_GW_EVENTS" node bot.mjs
+}
+run_ours() {
+  contest guildhall "$LOGS/gateway-guildhall.out" "$REPO" env LOG_FILE="$LOGS/gateway-ours.log" \
+    LOG_LEVEL="${BENCH_GW_LOG_LEVEL:-warn}" GATEWAY_COMPRESS="$COMPRESS" GATEWAY_STATUS_INTERVAL_MS=$STATUS_MS \
+    GH_RUN_DIR="$RUN" "$BIN/guildhall-gateway" --shards 0-0/1 || return 1
+  local j=${R[guildhall]} sent handled acts
+  sent=$(field "$j" sent); handled=$(field "$j" handled); acts=$(field "$j" actions)
+  if [ "${handled:-0}" -lt "${sent:-1}" ]; then echo "gateway bench: ours handled $handled of $sent messages"; return 1; fi
+  if [ "${acts:-0}" -le 0 ] && [ "$BENCH_GW_BAD_EVERY" -gt 0 ]; then echo "gateway bench: ours took no AutoMod action"; return 1; fi
+  return 0
+}
+
+# BENCH_GW_RUNS runs of each, alternating (peer, ours, peer, ...); the run with the median events
+# per CPU-second of each is the one printed in full.
+RUNS=${BENCH_GW_RUNS:-1}
+declare -A ALL
+for k in $(seq 1 "$RUNS"); do
+  for n in discordjs guildhall; do
+    if [ $n = discordjs ]; then [ $peer = 1 ] || continue; unset 'R[discordjs]'; run_peer || fail=1
+    else [ $ours = 1 ] || continue; unset 'R[guildhall]'; run_ours || fail=1; fi
+    [ -n "${R[$n]:-}" ] || continue
+    ALL[$n]+="$(field "${R[$n]}" per_cpu_s) $k ${R[$n]}"$'\n'
+    [ "$RUNS" -gt 1 ] && printf '%-10s run %s: %s events per CPU-s, %s events/s wall\n' "$n" "$k" \
+      "$(field "${R[$n]}" per_cpu_s)" "$(field "${R[$n]}" per_s)"
+  done
+done
+unset 'R[discordjs]' 'R[guildhall]'
+for n in discordjs guildhall; do
+  [ -n "${ALL[$n]:-}" ] || continue
+  cnt=$(printf '%s' "${ALL[$n]}" | grep -c .)
+  R[$n]=$(printf '%s' "${ALL[$n]}" | grep . | sort -n -k1,1 | sed -n "$(( (cnt + 1) / 2 ))p" | cut -d' ' -f3-)
+  [ "$cnt" -gt 1 ] && echo "$n: median of $cnt runs:"
+  line "$n" "${R[$n]}"
+  if [ $n = guildhall ]; then
+    j=${R[guildhall]}
+    echo "guildhall  heartbeat lateness p99 $(field "$j" hb_late_p99_us) us under load (its own measure);" \
+         "AutoMod frame-to-REST-call p50 $(field "$j" urgent_p50_us) us, p99 $(field "$j" urgent_p99_us) us (goal p99 < 20000 us);" \
+         "$(field "$j" automod_hits) messages matched a rule; transport compression: $COMPRESS"
+  fi
+done
 
 # ---- comparison -------------------------------------------------------------------------------
 for n in discordjs guildhall; do
