@@ -15,6 +15,7 @@ import http from 'node:http';
 import { APPLICATION_ID, users } from '../../lib/fixtures.mjs';
 import { TEST_SEED_HEX } from '../../lib/signer.mjs';
 import { handleControl } from './control.mjs';
+import { FakeGateway } from './gateway.mjs';
 import { RateLimiter } from './ratelimit.mjs';
 import { authorizeHandler, fail, matchRoute, reply } from './routes.mjs';
 import { Store } from './state.mjs';
@@ -167,6 +168,7 @@ async function handle(ctx, req, res) {
       try { body = JSON.parse(buf.toString('utf8')); } catch { return send(res, reply(400, { error: 'control API bodies are JSON' }), null, ctx); }
     }
     try {
+      if (path.startsWith('/_fake/gateway/')) return send(res, await ctx.gateway.control(req.method, path, query, body), null, ctx);
       return send(res, await handleControl(ctx, { method: req.method, path, query, body }), null, ctx);
     } catch (e) {
       process.stderr.write(`fake-discord: control ${req.method} ${path} failed: ${e.stack}\n`);
@@ -292,7 +294,8 @@ async function handle(ctx, req, res) {
 
   let out;
   try {
-    out = await route.handler(ctx, { params, query, body: decoded.body, form: decoded.form, headers: req.headers, auth, record });
+    // the gateway answers /gateway/bot and the deletes of its streamed messages
+    out = ctx.gateway.routeHook(req.method, route.template, params) ?? await route.handler(ctx, { params, query, body: decoded.body, form: decoded.form, headers: req.headers, auth, record });
   } catch (e) {
     process.stderr.write(`fake-discord: ${req.method} ${path} failed: ${e.stack}\n`);
     out = fail(500, 0, '500: Internal Server Error');
@@ -338,10 +341,9 @@ export function createFake(opts = {}) {
     });
   });
   server.keepAliveTimeout = 65000;
-  server.on('upgrade', (req, socket) => {
-    // the gateway WebSocket belongs to gateway-lite's issue; refuse cleanly
-    socket.end('HTTP/1.1 501 Not Implemented\r\nContent-Type: text/plain\r\nContent-Length: 44\r\nConnection: close\r\n\r\nthe fake gateway is not implemented here yet');
-  });
+  ctx.gateway = new FakeGateway(ctx);
+  // the gateway's WebSocket (/gateway, /gateway-resume) shares the REST port
+  server.on('upgrade', (req, socket, head) => ctx.gateway.handleUpgrade(req, socket, head));
   return { server, ctx };
 }
 
@@ -382,6 +384,7 @@ async function main() {
     try { ctx.store.save(); } catch (e) { process.stderr.write(`fake-discord: saving state failed: ${e.message}\n`); }
     server.close(() => process.exit(0));
     server.closeAllConnections?.();
+    ctx.gateway.reset();
     setTimeout(() => process.exit(0), 1000).unref();
   };
   process.on('SIGTERM', stop);
