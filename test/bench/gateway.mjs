@@ -24,6 +24,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { makeGuild } from '../lib/fixtures.mjs';
+import { GatewayControl } from '../lib/gateway.mjs';
 import { redis, redisKeys } from '../lib/store.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -85,6 +86,14 @@ function psql(sql) {
 }
 const q = (s) => `'${String(s).replace(/'/g, "''")}'`;
 
+/** A control call that cannot hang the bench: it fails after the bench's timeout. */
+function bounded(what, promise) {
+  let timer;
+  const t = new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`the fake did not answer ${what} within ${TIMEOUT_MS / 1000} s`)), TIMEOUT_MS); });
+  return Promise.race([promise, t]).finally(() => clearTimeout(timer));
+}
+const gw = new GatewayControl(FAKE);
+
 async function fake(method, p, body) {
   const res = await fetch(`${FAKE}${p}`, {
     method, headers: body ? { 'Content-Type': 'application/json' } : {},
@@ -121,8 +130,8 @@ INSERT INTO guild_settings (guild_id, feature, document) VALUES ${docs.join(',')
 
 async function fresh() {
   dropRedis();
-  await fake('POST', '/_fake/gateway/reset');
-  await fake('POST', '/_fake/gateway/config', { heartbeat_interval: HB_MS });
+  await bounded('reset', gw.reset());
+  await bounded('config', gw.config({ heartbeat_interval: HB_MS }));
 }
 
 const cpu = (pid) => Number(execFileSync(path.join(here, 'cpu.py'), [String(pid)], { encoding: 'utf8' }).trim());
@@ -143,7 +152,7 @@ async function until(what, fn, { timeout = TIMEOUT_MS, interval = 50, progress }
 
 /** The fake's current gateway sessions (IDENTIFY answered with READY, still connected). */
 async function readySessions() {
-  const v = await fake('GET', '/_fake/gateway/sessions');
+  const v = await bounded('sessions', gw.sessions());
   return (v?.sessions ?? []).filter((x) => x.connected && x.current && !x.invalidated);
 }
 
@@ -160,7 +169,7 @@ const status = () => {
  * contestant's heartbeats (op 1) received during the stream, minus the interval asked for.
  */
 async function heartbeatGaps(from, to) {
-  const log = await fake('GET', '/_fake/gateway/log');
+  const log = await bounded('log', gw.log(0));
   const times = log.filter((e) => e.dir === 'in' && e.op === 1 && e.time >= from - HB_MS && e.time <= to).map((e) => e.time);
   const late = [];
   for (let i = 1; i < times.length; i++) late.push(Math.max(0, times[i] - times[i - 1] - HB_MS));
@@ -200,7 +209,7 @@ async function run(name, pid, source) {
   const t0 = performance.now();
   const wall0 = Date.now();
   const body = { count: N, rate: RATE, guilds: GUILDS, users: USERS, bad_every: BAD_EVERY, seed: SEED, guild_ids: guildIds() };
-  const sent = await fake('POST', '/_fake/gateway/stream', body);
+  const sent = await bounded('the stream', gw.stream(body));
   if (!sent || !(sent.sent > 0)) throw new Error(`the fake sent nothing: ${JSON.stringify(sent)}`);
   let result;
   if (ours) {
