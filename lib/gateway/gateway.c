@@ -36,6 +36,7 @@
 #define STANDBY_RETRY_MS 3000     /* a shard owned elsewhere: try its lease this often */
 #define SEQ_SAVE_MS 1000          /* session seq written at least this often */
 #define SPOOL_RETRY_MS 1000
+#define SESSION_REFRESH_MS 60000 /* session TTL refreshed at least this often */
 #define HELLO_TIMEOUT_MS 30000
 #define BATCH_MAX 512             /* dispatches held before the inline handlers run */
 #define SHUTDOWN_CLOSE_MS 2000
@@ -63,6 +64,7 @@ struct conn {
     int64_t next_lease_ms;
     int64_t seq_saved;
     int64_t next_seq_save_ms;
+    int64_t session_saved_ms;
     int64_t connect_ms;       /* when the current socket was opened (mono) */
     int64_t started_wall_ms;  /* lease acquired (status "started_ms") */
     int64_t last_hb_wall_ms;  /* last heartbeat ACK (wall) */
@@ -108,6 +110,8 @@ struct gh_gateway {
     int64_t next_status_ms;
     uint64_t rng;
     int fatal_token;
+    int house_count;
+    int64_t house_ms;
     int stopping;
     /* log throttles */
     int64_t log_budget_ms, log_redis_ms, log_parse_ms, log_handler_ms, log_spool_ms;
@@ -397,9 +401,13 @@ static void save_session(struct conn *c)
 
 static void save_seq(struct conn *c, int64_t now)
 {
-    if (now < c->next_seq_save_ms || !c->p.session_id[0] || c->p.seq == c->seq_saved)
+    if (now < c->next_seq_save_ms || !c->p.session_id[0])
+        return;
+    /* a quiet shard still refreshes the TTL now and then */
+    if (c->p.seq == c->seq_saved && now - c->session_saved_ms < SESSION_REFRESH_MS)
         return;
     c->next_seq_save_ms = now + SEQ_SAVE_MS;
+    c->session_saved_ms = now;
     /* a whole save also recreates a session lost with Redis */
     save_session(c);
 }
@@ -612,6 +620,29 @@ static void set_pending(struct conn *c, struct gh_shard_act a)
     c->has_pending = 1;
 }
 
+/* One gh_ws_service call reads for as long as data keeps coming (a flood
+ * can keep it busy for seconds). Every HOUSE_EVERY messages, at most every
+ * HOUSE_MS: run the inline handlers on what is batched, send every shard's
+ * due heartbeat, and drive the REST transfers (urgent calls go out now).
+ * Zombie checks and reconnects wait for the loop (a socket is never freed
+ * inside its own service call). */
+#define HOUSE_EVERY 64
+#define HOUSE_MS 5
+
+static void housekeeping(struct conn *cur, int64_t now)
+{
+    struct gh_gateway *gw = cur->gw;
+
+    flush_batch(cur);
+    for (int i = 0; i < gw->nconns; i++) {
+        struct conn *c = &gw->conns[i];
+        if (c->ws && gh_ws_state(c->ws) == GH_WS_OPEN && c->p.hb_due_ms > 0 && now >= c->p.hb_due_ms &&
+            !c->p.awaiting_ack)
+            send_heartbeat(c);
+    }
+    gh_rest_poll(gw->ctx->rest, 0);
+}
+
 static void on_msg(void *arg, const char *data, size_t len)
 {
     struct conn *c = arg;
@@ -619,6 +650,14 @@ static void on_msg(void *arg, const char *data, size_t len)
     int64_t received_us = gh_mono_us();
     json_object *obj, *s = NULL, *d = NULL;
     int64_t op = -1, seq = 0;
+
+    if (++gw->house_count >= HOUSE_EVERY) {
+        gw->house_count = 0;
+        if (received_us / 1000 - gw->house_ms >= HOUSE_MS) {
+            gw->house_ms = received_us / 1000;
+            housekeeping(c, gw->house_ms);
+        }
+    }
 
     json_tokener_reset(gw->tok);
     obj = json_tokener_parse_ex(gw->tok, data, (int)len);
@@ -904,7 +943,10 @@ static void write_status(struct conn *c, const char *state_override)
     snprintf(f[n++].value, sizeof(f[0].value), "%s",
              state_override ? state_override : gh_shard_state_name(c->p.state));
     fmt_field(&f[n++], "guilds", (long long)c->guilds.n);
-    fmt_field(&f[n++], "latency_ms", (long long)c->p.latency_ms);
+    fmt_field(&f[n], "latency_ms", (long long)c->p.latency_ms);
+    if (c->p.latency_ms < 0)
+        f[n].value[0] = '\0'; /* unknown: readers show it as such */
+    n++;
     fmt_field(&f[n++], "last_heartbeat_ms", (long long)c->last_hb_wall_ms);
     fmt_field(&f[n++], "started_ms", (long long)c->started_wall_ms);
     f[n].name = "owner";
