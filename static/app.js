@@ -1,8 +1,9 @@
 // app.js - the dashboard's entry: session, hash router, header, health dot.
 //
 // Routes: #/login, #/guilds, #/g/<id>, #/g/<id>/settings/<feature>,
-// #/g/<id>/access, #/g/<id>/premium, #/g/<id>/cases, #/dev/jobs, #/dev/shards.
+// #/g/<id>/access, #/g/<id>/premium, #/g/<id>/cases, #/g/<id>/automod, #/dev/jobs, #/dev/shards.
 import { accessPage } from './js/access.js';
+import { automodPage } from './js/automod.js';
 import { get, health, onUnauthorized, post, setMe } from './js/api.js';
 import { casesPage } from './js/cases.js';
 import { jobsPage, shardsPage } from './js/dev.js';
@@ -21,6 +22,7 @@ const ROUTES = [
   { re: new RegExp(`^/g/${ID}/access$`), page: accessPage },
   { re: new RegExp(`^/g/${ID}/premium$`), page: premiumPage },
   { re: new RegExp(`^/g/${ID}/cases$`), page: casesPage },
+  { re: new RegExp(`^/g/${ID}/automod$`), page: automodPage },
   { re: /^\/dev\/jobs$/, page: jobsPage, dev: true },
   { re: /^\/dev\/shards$/, page: shardsPage, dev: true },
 ];
@@ -64,6 +66,7 @@ function drawHeader(path) {
   nav.append(link('#/guilds', 'Servers', path === '/guilds'));
   if (guild && (path === `/g/${guild.id}` || path.startsWith(`/g/${guild.id}/`))) {
     nav.append(h('a', { href: `#/g/${guild.id}`, class: 'crumb', text: guild.name ?? guild.id, 'aria-current': path === `/g/${guild.id}` ? 'page' : null }));
+    nav.append(link(`#/g/${guild.id}/automod`, 'AutoMod', path === `/g/${guild.id}/automod`));
   }
   if (me.developer) {
     nav.append(link('#/dev/jobs', 'Jobs', path === '/dev/jobs'), link('#/dev/shards', 'Shards', path === '/dev/shards'));

@@ -19,6 +19,7 @@
 #include "api/api.h"
 #include "core/ctx.h"
 #include "core/err.h"
+#include "core/json.h"
 #include "core/log.h"
 #include "core/str.h"
 #include "features/automod/automod.h"
@@ -139,6 +140,27 @@ static void am_test(struct gh_api_call *c)
     json_object_object_add(out, "matches", matches);
     json_object_object_add(out, "skipped", skipped);
     json_object_object_add(out, "regex_limit_hits", json_object_new_int(overflow));
+    {
+        /* patterns that do not compile (skipped at load): shown so the admin can fix them */
+        json_object *bad = json_object_new_array(), *rx = gh_json_get_obj(given ? given : doc, "regex");
+        static const char *const lists[] = {"patterns", "premium_patterns"};
+        for (size_t l = 0; l < 2; l++) {
+            json_object *a = gh_json_get_arr(rx, lists[l]);
+            for (size_t i = 0; a && i < json_object_array_length(a); i++) {
+                const char *pat = json_object_get_string(json_object_array_get_idx(a, i));
+                char err[200];
+                struct gh_am_regex *re = pat ? gh_am_regex_new(pat, err, sizeof(err)) : NULL;
+                if (pat && !re) {
+                    json_object *e = json_object_new_object();
+                    json_object_object_add(e, "pattern", json_object_new_string(pat));
+                    json_object_object_add(e, "error", json_object_new_string(err));
+                    json_object_array_add(bad, e);
+                }
+                gh_am_regex_free(re);
+            }
+        }
+        json_object_object_add(out, "invalid_patterns", bad);
+    }
     gh_api_reply(c, 200, out);
 out:
     gh_am_settings_free(s);

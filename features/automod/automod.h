@@ -128,6 +128,7 @@ struct gh_am_settings {
     struct gh_am_regex *regex[GH_AM_MAX_REGEX];
     int n_regex;
     int n_regex_free;
+    int n_regex_invalid; /* patterns that did not compile (skipped) */
     int mention_everyone; /* @everyone / @here counts */
     int mention_max;      /* more than this many user + role mentions; 0 = no limit */
     /* filled by events.c after a load (not by the parser) */
@@ -135,6 +136,7 @@ struct gh_am_settings {
     int premium_rank;
     uint64_t manager_roles[64]; /* roles with Administrator / Manage Server (from the role cache) */
     int n_manager_roles;
+    uint64_t owner_id; /* the guild owner (from the guild cache), never checked; 0 = unknown */
 };
 
 /* Parses a settings document (borrowed; an empty object = defaults) into a
@@ -176,7 +178,7 @@ struct gh_am_counters {
 };
 
 /* 1 when the message is exempt from AutoMod altogether (global exempt
- * channel or role, manager role). */
+ * channel or role, manager role, the guild owner). */
 int gh_am_exempt_all(const struct gh_am_settings *s, const struct gh_am_msg *m);
 /* 1 when rule r is off for the message (disabled, or its own exemptions). */
 int gh_am_rule_skipped(const struct gh_am_settings *s, enum gh_am_rule r, const struct gh_am_msg *m);

@@ -119,6 +119,9 @@ static void post_load(struct gh_ctx *ctx, struct gh_am_settings *s)
     int rank = 0;
 
     s->post_loaded = 1;
+    if (s->n_regex_invalid > 0)
+        GH_WARN(&ctx->log, "automod: guild %" PRIu64 ": %d pattern(s) do not compile and are ignored", s->guild_id,
+                s->n_regex_invalid);
     if (s->n_words > s->n_words_free || s->n_regex > s->n_regex_free || s->n_words > GH_AM_FREE_WORDS ||
         s->n_regex > GH_AM_FREE_REGEX) {
         memset(&p, 0, sizeof(p));
@@ -131,6 +134,15 @@ static void post_load(struct gh_ctx *ctx, struct gh_am_settings *s)
     }
     if (s->exempt_managers)
         load_manager_roles(ctx, s);
+    /* the owner, from the gateway's guild cache (Redis only) */
+    {
+        char key[96];
+        redisReply *r = NULL;
+        if (ctx->redis && gh_key_guild(key, sizeof(key), s->guild_id, "cache", "guild") == GH_OK &&
+            (r = gh_redis_cmd(ctx->redis, "HGET %s owner_id", key)) != NULL && r->type == REDIS_REPLY_STRING)
+            (void)gh_cstr_to_u64(r->str, &s->owner_id);
+        freeReplyObject(r);
+    }
 }
 
 struct item {

@@ -21,9 +21,12 @@
 #include "core/err.h"
 #include "core/json.h"
 #include "core/log.h"
+#include "core/str.h"
+#include "discord/guildcache.h"
 #include "features/automod/automod.h"
 #include "features/moderation/moderation.h"
 #include "store/queue.h"
+#include "store/redis.h"
 
 static int get_b(json_object *p, const char *k)
 {
@@ -31,8 +34,7 @@ static int get_b(json_object *p, const char *k)
     return gh_json_get_bool(p, k, &v) == GH_OK && v;
 }
 
-static void append(char *out, size_t n, const char *fmt, const char *what, const struct gh_mod_case *c, int rc,
-                   int dup)
+static void append(char *out, size_t n, const char *what, const struct gh_mod_case *c, int rc, int dup)
 {
     size_t used = strlen(out);
     if (used >= n)
@@ -43,7 +45,54 @@ static void append(char *out, size_t n, const char *fmt, const char *what, const
     else
         snprintf(out + used, n - used, "%s%s: failed (%s)", used ? "; " : "", what,
                  c->error[0] ? c->error : gh_strerror(rc));
-    (void)fmt;
+}
+
+/* The guild's owner: the gateway's guild cache (bot:{g}:cache:guild owner_id),
+ * else Discord (GET /guilds/{id}). 0 when neither answers. */
+static uint64_t guild_owner(struct gh_ctx *ctx, uint64_t guild_id)
+{
+    char key[96], path[64];
+    uint64_t owner = 0;
+    redisReply *r = NULL;
+    json_object *g = NULL;
+
+    if (ctx->redis && gh_key_guild(key, sizeof(key), guild_id, "cache", "guild") == GH_OK &&
+        (r = gh_redis_cmd(ctx->redis, "HGET %s owner_id", key)) != NULL && r->type == REDIS_REPLY_STRING)
+        (void)gh_cstr_to_u64(r->str, &owner);
+    freeReplyObject(r);
+    if (owner)
+        return owner;
+    snprintf(path, sizeof(path), "/guilds/%" PRIu64, guild_id);
+    if (gh_guildcache_get(ctx, path, &g) == GH_OK)
+        owner = gh_json_get_snowflake(g, "owner_id");
+    json_object_put(g);
+    return owner;
+}
+
+/* Why AutoMod must not act on the member (the owner, or a member whose
+ * highest role is not below the bot's), into why; 0 when it may. Unknown
+ * roles (Discord unreachable) do not stop a warn: Discord itself refuses a
+ * kick or ban above the bot, and the case then says so. */
+static int protected_member(struct gh_ctx *ctx, uint64_t guild_id, uint64_t user_id, char *why, size_t n)
+{
+    json_object *roles = NULL, *member = NULL;
+    int bot = 0, prot = 0;
+
+    if (guild_owner(ctx, guild_id) == user_id) {
+        snprintf(why, n, "the server owner");
+        return 1;
+    }
+    if (gh_guildcache_roles(ctx, guild_id, &roles) == GH_OK &&
+        gh_guildcache_member(ctx, guild_id, user_id, &member) == GH_OK &&
+        gh_guildcache_bot_position(ctx, guild_id, roles, &bot) == GH_OK) {
+        int mine = gh_guildcache_highest(roles, member);
+        prot = mine > 0 && mine >= bot; /* only @everyone (0) is always below */
+    }
+    if (prot)
+        snprintf(why, n, "a member whose highest role is not below Guildhall's");
+    json_object_put(member);
+    json_object_put(roles);
+    return prot;
 }
 
 static int job_offence(struct gh_ctx *ctx, const struct gh_job *job)
@@ -98,6 +147,16 @@ static int job_offence(struct gh_ctx *ctx, const struct gh_job *job)
         snprintf(outcome + strlen(outcome), sizeof(outcome) - strlen(outcome), "%stimed out for %" PRId64 " s",
                  outcome[0] ? "; " : "", v);
     snprintf(reason, sizeof(reason), "AutoMod: %s", gh_am_rule_title(o.rule));
+    if (!o.log_only && (o.actions & (GH_AM_ACT_WARN | GH_AM_ACT_KICK | GH_AM_ACT_BAN))) {
+        char why[96];
+        if (protected_member(ctx, o.guild_id, o.user_id, why, sizeof(why))) {
+            GH_WARN(&ctx->log, "automod: %s not acted on in guild %" PRIu64 ": user %" PRIu64 " is %s", job->id,
+                    o.guild_id, o.user_id, why);
+            snprintf(outcome + strlen(outcome), sizeof(outcome) - strlen(outcome), "%snot acted on: %s",
+                     outcome[0] ? "; " : "", why);
+            o.actions &= ~(unsigned)(GH_AM_ACT_WARN | GH_AM_ACT_KICK | GH_AM_ACT_BAN);
+        }
+    }
     for (size_t i = 0; !o.log_only && i < sizeof(acts) / sizeof(acts[0]); i++) {
         struct gh_mod_request req;
         struct gh_mod_case c;
@@ -114,7 +173,7 @@ static int job_offence(struct gh_ctx *ctx, const struct gh_job *job)
         /* one AutoMod warning per message, whichever rules matched and however often the job runs */
         req.interaction_id = acts[i].type == GH_MOD_WARN ? o.message_id : 0;
         rc = gh_mod_act(ctx, &req, &c, &dup);
-        append(outcome, sizeof(outcome), NULL, acts[i].name, &c, rc, dup);
+        append(outcome, sizeof(outcome), acts[i].name, &c, rc, dup);
         GH_INFO(&ctx->log, "automod: %s of user %" PRIu64 " in guild %" PRIu64 " for %s: %s", acts[i].name,
                 o.user_id, o.guild_id, gh_am_rule_name(o.rule), rc == GH_OK ? "done" : gh_strerror(rc));
         gh_mod_case_cleanup(&c);

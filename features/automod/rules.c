@@ -769,6 +769,7 @@ static int add_regexes(struct gh_am_settings *s, json_object *a, const struct gh
             break;
         }
         if ((re = gh_am_regex_new(p, err, sizeof(err))) == NULL) {
+            s->n_regex_invalid++;
             if (lg)
                 GH_WARN(lg, "automod: guild %" PRIu64 " pattern %zu ignored: %s", s->guild_id, i,
                         err[0] ? err : "out of memory");
@@ -908,6 +909,8 @@ static int any_role(const uint64_t *ids, int n, const struct gh_am_msg *m)
 int gh_am_exempt_all(const struct gh_am_settings *s, const struct gh_am_msg *m)
 {
     if (!s || !m)
+        return 1;
+    if (s->owner_id && m->author_id == s->owner_id)
         return 1;
     if (has_id(s->exempt_channels, s->n_exempt_channels, m->channel_id))
         return 1;

@@ -311,6 +311,10 @@ static void exemptions(void **state)
     assert_int_equal(check(s, &m, NULL, hits), 0);
     s->exempt_managers = 0;
     assert_int_equal(check(s, &m, NULL, hits), 2);
+    /* the guild owner (known from the guild cache) is never checked */
+    s->owner_id = m.author_id;
+    assert_int_equal(check(s, &m, NULL, hits), 0);
+    s->owner_id = 0;
     /* the feature off: nothing */
     s->enabled = 0;
     assert_int_equal(check(s, &m, NULL, hits), 0);
