@@ -1,12 +1,14 @@
 // app.js - the dashboard's entry: session, hash router, header, health dot.
 //
 // Routes: #/login, #/guilds, #/g/<id>, #/g/<id>/settings/<feature>,
-// #/g/<id>/access, #/g/<id>/premium, #/g/<id>/cases, #/g/<id>/automod, #/dev/jobs, #/dev/shards.
+// #/g/<id>/access, #/g/<id>/premium, #/g/<id>/cases, #/g/<id>/automod, #/g/<id>/levels, #/dev/jobs,
+// #/dev/shards.
 import { accessPage } from './js/access.js';
 import { automodPage } from './js/automod.js';
 import { get, health, onUnauthorized, post, setMe } from './js/api.js';
 import { casesPage } from './js/cases.js';
 import { jobsPage, shardsPage } from './js/dev.js';
+import { levelsPage } from './js/levels.js';
 import { forgetGuilds, guildsPage, overviewPage } from './js/guilds.js';
 import { loginPage } from './js/login.js';
 import { premiumPage } from './js/premium.js';
@@ -23,6 +25,7 @@ const ROUTES = [
   { re: new RegExp(`^/g/${ID}/premium$`), page: premiumPage },
   { re: new RegExp(`^/g/${ID}/cases$`), page: casesPage },
   { re: new RegExp(`^/g/${ID}/automod$`), page: automodPage },
+  { re: new RegExp(`^/g/${ID}/levels$`), page: levelsPage },
   { re: /^\/dev\/jobs$/, page: jobsPage, dev: true },
   { re: /^\/dev\/shards$/, page: shardsPage, dev: true },
 ];
@@ -67,6 +70,7 @@ function drawHeader(path) {
   if (guild && (path === `/g/${guild.id}` || path.startsWith(`/g/${guild.id}/`))) {
     nav.append(h('a', { href: `#/g/${guild.id}`, class: 'crumb', text: guild.name ?? guild.id, 'aria-current': path === `/g/${guild.id}` ? 'page' : null }));
     nav.append(link(`#/g/${guild.id}/automod`, 'AutoMod', path === `/g/${guild.id}/automod`));
+    nav.append(link(`#/g/${guild.id}/levels`, 'Levels', path === `/g/${guild.id}/levels`));
   }
   if (me.developer) {
     nav.append(link('#/dev/jobs', 'Jobs', path === '/dev/jobs'), link('#/dev/shards', 'Shards', path === '/dev/shards'));

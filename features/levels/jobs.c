@@ -245,7 +245,16 @@ int gh_lv_voice_award(struct gh_ctx *ctx, uint64_t guild_id, int64_t now_ms, int
         freeReplyObject(h);
         return GH_EREDIS;
     }
-    (void)gh_lv_settings_load(ctx, guild_id, &s);
+    if (gh_lv_settings_load(ctx, guild_id, &s) != GH_OK) {
+        freeReplyObject(h);
+        return GH_EPG; /* nothing moved: the minutes are awarded by a later run */
+    }
+    if (!s.enabled || !s.voice_enabled) {
+        /* off: forget who is in voice (tracking starts again with the next update) */
+        freeReplyObject(h);
+        freeReplyObject(gh_redis_cmd(ctx->redis, "DEL %s", hkey));
+        return GH_OK;
+    }
     gh_lv_tier_refresh(ctx, guild_id, &rank);
     m = calloc(h->elements / 2 + 1, sizeof(*m));
     for (size_t i = 0; m && i + 1 < h->elements; i += 2) {
@@ -262,7 +271,7 @@ int gh_lv_voice_award(struct gh_ctx *ctx, uint64_t guild_id, int64_t now_ms, int
     }
     for (size_t i = 0; i < n; i++) {
         struct vmember *v = &m[i];
-        int others = 0, eligible = v->flags == 0 && s.enabled && s.voice_enabled;
+        int others = 0, eligible = v->flags == 0;
         int64_t minutes = (now_ms - v->since) / 60000, next_since;
         char next[80];
         uint64_t u = gh_snowflake_parse(v->user);

@@ -420,6 +420,11 @@ int gh_lv_on_voice(struct gh_ctx *ctx, struct gh_event *const *evs, int n)
             continue;
         if (user && gh_json_get_bool(user, "bot", &bot) == GH_OK && bot)
             continue;
+        {
+            const struct gh_lv_settings *s = settings_of(ctx, ev->guild_id);
+            if (s == NULL || !s->enabled || !s->voice_enabled)
+                continue;
+        }
         if ((gh_json_get_bool(ev->d, "self_mute", &b) == GH_OK && b) ||
             (gh_json_get_bool(ev->d, "mute", &b) == GH_OK && b) ||
             (gh_json_get_bool(ev->d, "suppress", &b) == GH_OK && b))

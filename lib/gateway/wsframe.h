@@ -19,8 +19,8 @@ enum gh_wsf_opcode {
     GH_WSF_PONG = 0xA,
 };
 
-#define GH_WSF_MAX_HEADER 14      /* 2 + 8 (64-bit length) + 4 (mask) */
-#define GH_WSF_MAX_CONTROL 125    /* control frame payload limit */
+#define GH_WSF_MAX_HEADER 14   /* 2 + 8 (64-bit length) + 4 (mask) */
+#define GH_WSF_MAX_CONTROL 125 /* control frame payload limit */
 #define GH_WSF_MAX_CLOSE_REASON 123
 
 struct gh_wsf_header {

@@ -15,8 +15,8 @@
 
 struct gh_zstream {
     z_stream z;
-    int ready;        /* inflateInit done */
-    int broken;       /* an error happened: every later push fails */
+    int ready;         /* inflateInit done */
+    int broken;        /* an error happened: every later push fails */
     unsigned char *in; /* compressed bytes waiting for the suffix */
     size_t in_len, in_cap, in_max;
     char *out; /* inflated message, NUL-terminated */

@@ -13,7 +13,10 @@
 
 #include "core/err.h"
 #include "core/str.h"
+#include "features/automod/automod.h"
 #include "features/core/core.h"
+#include "features/events/events.h"
+#include "features/levels/levels.h"
 #include "features/moderation/moderation.h"
 #include "features/premium/premium.h"
 #include "features/registry.h"
@@ -117,11 +120,16 @@ static void test_feature_table(void **state)
     (void)state;
     for (; gh_features[n]; n++)
         ;
-    assert_int_equal(n, 4);
+    assert_int_equal(n, 7);
     assert_ptr_equal(gh_features[0], &gh_feature_core);
     assert_ptr_equal(gh_features[1], &gh_feature_utility);
     assert_ptr_equal(gh_features[2], &gh_feature_premium);
     assert_ptr_equal(gh_features[3], &gh_feature_moderation);
+    /* gateway events: AutoMod flags a message before events (prefix
+     * commands) and levels (XP) look at it */
+    assert_ptr_equal(gh_features[4], &gh_feature_automod);
+    assert_ptr_equal(gh_features[5], &gh_feature_events);
+    assert_ptr_equal(gh_features[6], &gh_feature_levels);
     for (size_t i = 0; i < n; i++) {
         assert_true(valid_name(gh_features[i]->name));
         assert_non_null(gh_features[i]->title);

@@ -15,6 +15,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -593,6 +594,54 @@ static void test_zlib_stream(void **state)
     expect_server_ok(&sv);
 }
 
+/* Frames written a few bytes at a time: the client must wait for the rest
+ * of headers and payloads across reads. */
+static void script_trickle(struct srv *s)
+{
+    int one = 1;
+    setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    unsigned char all[1024];
+    size_t len = 0;
+    char mid[300];
+    memset(mid, 'q', sizeof(mid));
+    len += gh_wsf_encode(all + len, sizeof(all) - len, GH_WSF_TEXT, 1, mid, sizeof(mid), NULL);
+    len += gh_wsf_encode(all + len, sizeof(all) - len, GH_WSF_TEXT, 0, "ab", 2, NULL);
+    len += gh_wsf_encode(all + len, sizeof(all) - len, GH_WSF_PING, 1, "x", 1, NULL);
+    len += gh_wsf_encode(all + len, sizeof(all) - len, GH_WSF_CONT, 1, "cd", 2, NULL);
+    for (size_t i = 0; i < len; i += 3) {
+        srv_write_all(s, all + i, len - i < 3 ? len - i : 3);
+        usleep(300);
+    }
+    unsigned char b[64];
+    size_t n;
+    int op;
+    CHECK(srv_recv(s, &op, b, sizeof(b), &n) == 0);
+    CHECK(op == GH_WSF_PONG && n == 1 && b[0] == 'x');
+    srv_send_close(s, 1000, "");
+    srv_expect_close(s, 1000, NULL);
+}
+
+static void test_trickle(void **state)
+{
+    (void)state;
+    struct server sv = start_server(0, HS_OK, script_trickle);
+    struct gh_ws_opts o = {0};
+    struct gh_ws *ws = client(sv.port, 0, &o);
+    struct got g = {0};
+    assert_true(pump(ws, &g, GH_WS_CLOSED, 0, 3000) < 0);
+    assert_int_equal(g.n, 2);
+    assert_int_equal(g.len[0], 300);
+    assert_int_equal(g.msg[0][299], 'q');
+    assert_string_equal(g.msg[1], "abcd");
+    struct gh_ws_close_info ci;
+    gh_ws_get_close_info(ws, &ci);
+    assert_int_equal(ci.code, 1000);
+    assert_string_equal(ci.error, "");
+    gh_ws_free(ws);
+    got_free(&g);
+    expect_server_ok(&sv);
+}
+
 static void test_connect_timeout(void **state)
 {
     (void)state;
@@ -612,6 +661,27 @@ static void test_connect_timeout(void **state)
     assert_non_null(strstr(ci.error, "timed out"));
     gh_ws_free(ws);
     close(lfd);
+}
+
+static void test_refused(void **state)
+{
+    (void)state;
+    /* A port nobody listens on (bound, then closed). */
+    int port;
+    int lfd = listen_loopback(&port);
+    close(lfd);
+    struct gh_ws_opts o = {0};
+    struct gh_ws *ws = client(port, 0, &o);
+    struct got g = {0};
+    int rc = pump(ws, &g, GH_WS_CLOSED, 0, 3000); /* already closed (GH_OK) or closes now */
+    assert_true(rc == GH_OK || rc == GH_EIO);
+    assert_int_equal(gh_ws_state(ws), GH_WS_CLOSED);
+    assert_int_equal(gh_ws_service(ws, 0, on_msg, &g), GH_EIO);
+    struct gh_ws_close_info ci;
+    gh_ws_get_close_info(ws, &ci);
+    if (!strstr(ci.error, "refused"))
+        fail_msg("error: %s", ci.error);
+    gh_ws_free(ws);
 }
 
 static void test_bad_url(void **state)
@@ -772,6 +842,68 @@ static void test_tls_wrong_host_refused(void **state)
     unlink(path);
 }
 
+/* The server drops the connection: writes must fail with an error, not
+ * kill the process with SIGPIPE (left at its default for this test). */
+static void script_drop(struct srv *s)
+{
+    unsigned char b[64];
+    size_t n;
+    int op;
+    CHECK(srv_recv(s, &op, b, sizeof(b), &n) == 0); /* the client is open */
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    close(s->fd); /* RST */
+}
+
+static void dropped(int tls)
+{
+    struct server sv = start_server(tls, HS_OK, script_drop);
+    struct gh_ws_opts o = {.insecure = 1};
+    struct gh_ws *ws = client(sv.port, tls, &o);
+    struct got g = {0};
+    assert_int_equal(pump(ws, &g, GH_WS_OPEN, 0, 3000), GH_OK);
+    assert_int_equal(gh_ws_send_text(ws, "ready", 5), GH_OK);
+    expect_server_ok(&sv); /* the connection is gone now */
+    /* Consume the pending ECONNRESET (as an earlier read would): the next
+     * write then gets EPIPE, which raises SIGPIPE unless suppressed. */
+    int soerr = 0;
+    socklen_t sl = sizeof(soerr);
+    for (int i = 0; i < 100 && soerr == 0; i++) {
+        getsockopt(gh_ws_fd(ws), SOL_SOCKET, SO_ERROR, &soerr, &sl);
+        if (soerr == 0)
+            usleep(1000);
+    }
+    assert_int_equal(soerr, ECONNRESET);
+    signal(SIGPIPE, SIG_DFL);
+    int rc = GH_OK;
+    for (int i = 0; i < 50 && rc == GH_OK; i++) {
+        rc = gh_ws_send_text(ws, "still there?", 12);
+        if (rc == GH_OK)
+            rc = pump(ws, &g, GH_WS_CLOSED, 0, 20);
+    }
+    signal(SIGPIPE, SIG_IGN);
+    assert_true(rc < 0);
+    assert_int_equal(gh_ws_state(ws), GH_WS_CLOSED);
+    struct gh_ws_close_info ci;
+    gh_ws_get_close_info(ws, &ci);
+    assert_int_equal(ci.code, 0);
+    assert_true(ci.error[0] != '\0');
+    gh_ws_free(ws);
+}
+
+static void test_dropped_plain(void **state)
+{
+    (void)state;
+    dropped(0);
+}
+
+static void test_dropped_tls(void **state)
+{
+    (void)state;
+    use_cert("IP:127.0.0.1");
+    dropped(1);
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -799,12 +931,16 @@ int main(void)
         cmocka_unit_test(test_masked_server_frame),
         cmocka_unit_test(test_too_big),
         cmocka_unit_test(test_zlib_stream),
+        cmocka_unit_test(test_trickle),
         cmocka_unit_test(test_connect_timeout),
         cmocka_unit_test(test_bad_url),
+        cmocka_unit_test(test_refused),
         cmocka_unit_test(test_tls_insecure),
         cmocka_unit_test(test_tls_verified_with_ca_file),
         cmocka_unit_test(test_tls_self_signed_refused),
         cmocka_unit_test(test_tls_wrong_host_refused),
+        cmocka_unit_test(test_dropped_plain),
+        cmocka_unit_test(test_dropped_tls),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -228,12 +228,9 @@ static void test_encode_close_and_unmasked(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_encode_lengths),
-        cmocka_unit_test(test_mask_offset),
-        cmocka_unit_test(test_parse_server_frames),
-        cmocka_unit_test(test_parse_errors),
-        cmocka_unit_test(test_close_parse),
-        cmocka_unit_test(test_encode_close_and_unmasked),
+        cmocka_unit_test(test_encode_lengths),      cmocka_unit_test(test_mask_offset),
+        cmocka_unit_test(test_parse_server_frames), cmocka_unit_test(test_parse_errors),
+        cmocka_unit_test(test_close_parse),         cmocka_unit_test(test_encode_close_and_unmasked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

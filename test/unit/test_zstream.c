@@ -54,10 +54,11 @@ static void test_stream_in_order(void **state)
     size_t outlen = 0;
     char msg[2048];
     for (int i = 0; i < 50; i++) {
-        int ml = snprintf(msg, sizeof(msg),
-                          "{\"op\":0,\"s\":%d,\"t\":\"MESSAGE_CREATE\",\"d\":{\"guild_id\":\"81384788765712384\","
-                          "\"content\":\"message number %d, the same words again and again\"}}",
-                          i + 1, i);
+        int ml =
+            snprintf(msg, sizeof(msg),
+                     "{\"op\":0,\"s\":%d,\"t\":\"MESSAGE_CREATE\",\"d\":{\"guild_id\":\"81384788765712384\","
+                     "\"content\":\"message number %d, the same words again and again\"}}",
+                     i + 1, i);
         size_t n = dfl_msg(&d, msg, (size_t)ml, buf, sizeof(buf));
         if (i % 3 == 0) {
             /* Whole, in one push. */
