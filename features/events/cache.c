@@ -71,6 +71,8 @@ static const char *plain(json_object *o)
 static int drain(struct gh_ctx *ctx, int n)
 {
     int lost = 0;
+    if (n == 0)
+        return gh_redis_ctx(ctx->redis) == NULL; /* nothing went out: was it because Redis is gone? */
     for (int i = 0; i < n; i++) {
         redisReply *r = gh_redis_get_reply(ctx->redis);
         if (!r)

@@ -297,12 +297,21 @@ static int post_reply(struct gh_ctx *ctx, json_object *message, const char *text
     } else {
         json_object_object_add(body, "content", json_object_new_string(text));
     }
-    if (!json_object_object_get_ex(body, "allowed_mentions", &v)) {
+    /* the handler's allowed_mentions win; the reply itself never pings unless they say so */
+    if (!json_object_object_get_ex(body, "allowed_mentions", &v) || !json_object_is_type(v, json_type_object)) {
         json_object *am = json_object_new_object();
         json_object_object_add(am, "parse", json_object_new_array());
-        json_object_object_add(am, "replied_user", json_object_new_boolean(0));
         json_object_object_add(body, "allowed_mentions", am);
+        v = am;
+    } else {
+        json_object *copy = json_object_new_object();
+        json_object_object_foreach(v, mk, mv) json_object_object_add(copy, mk, json_object_get(mv));
+        json_object_object_add(body, "allowed_mentions", copy); /* never edit the handler's object */
+        v = copy;
     }
+    json_object *ru = NULL;
+    if (!json_object_object_get_ex(v, "replied_user", &ru))
+        json_object_object_add(v, "replied_user", json_object_new_boolean(0));
     json_object *ref = json_object_new_object();
     json_object_object_add(ref, "message_id", json_object_new_string(gh_json_get_str(message, "id")));
     json_object_object_add(ref, "channel_id", json_object_new_string(gh_json_get_str(message, "channel_id")));
@@ -543,7 +552,6 @@ int gh_events_run_prefix(struct gh_ctx *ctx, const struct gh_job *job)
     (void)snprintf(idtext, sizeof(idtext), "%" PRIu64, message_id);
     json_object_object_add(ix_json, "type", json_object_new_int(2));
     json_object_object_add(ix_json, "id", json_object_new_string(idtext));
-    (void)snprintf(atext + 0, sizeof(atext), "%" PRIu64, aperms);
     char appid[24];
     (void)snprintf(appid, sizeof(appid), "%" PRIu64, ctx->cfg ? ctx->cfg->application_id : 0);
     json_object_object_add(ix_json, "application_id", json_object_new_string(appid[0] != '0' ? appid : "1"));
@@ -581,6 +589,7 @@ int gh_events_run_prefix(struct gh_ctx *ctx, const struct gh_job *job)
 
     /* the router's own path: enabled state, handler, command_log, metrics */
     gh_interactions_route(ctx, &ix, &resp);
+    (void)gh_metrics_flush(ctx->redis); /* the router defers its counters; the worker has no tick */
     if (gh_json_parse(resp.body.data, resp.body.len, 32, &resp_json) != GH_OK) {
         GH_ERROR(&ctx->log, "events: %s%s answered something that is not JSON", s.prefix, cmd->name);
         rc = GH_OK;

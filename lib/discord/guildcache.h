@@ -4,6 +4,10 @@
  *   bot:{<guild>}:cache:roles          JSON array, 300 s
  *   bot:{<guild>}:cache:channels       JSON array, 300 s
  *   bot:{<guild>}:cache:member:<user>  JSON object, 60 s
+ * (the TTLs above are this module's, for what it fetched from REST; the
+ * gateway's copies, kept fresh by events in features/events/cache.c, live
+ * 24 h from their last write, and the gateway also keeps the guild summary
+ * hash bot:{<guild>}:cache:guild: docs/features/events.md).
  * Redis down: straight to Discord. Used by the API (settings, pickers) and
  * by moderation's hierarchy checks. */
 #ifndef GH_DISCORD_GUILDCACHE_H

@@ -299,9 +299,13 @@ static void test_jobs_and_schemas(void **state)
 
         for (size_t j = 0; j < f->n_jobs; j++) {
             const struct gh_job_kind *k = &f->jobs[j];
-            /* A kind is "<feature>:<what>", unique, and runnable. */
-            assert_int_equal(strncmp(k->kind, f->name, plen), 0);
-            assert_int_equal(k->kind[plen], ':');
+            /* A kind is "<feature>:<what>", unique, and runnable. The one exception is
+             * "gateway:event", the kind gateway-lite enqueues (features/registry.h), which
+             * the events feature runs. */
+            if (!(strcmp(k->kind, "gateway:event") == 0 && strcmp(f->name, "events") == 0)) {
+                assert_int_equal(strncmp(k->kind, f->name, plen), 0);
+                assert_int_equal(k->kind[plen], ':');
+            }
             assert_non_null(k->run);
             assert_true(k->timeout_s >= 0 && k->max_attempts >= 0);
             assert_ptr_equal(gh_registry_job(k->kind, NULL), k);
