@@ -21,6 +21,7 @@
 // BENCH_GW_HB_MS (heartbeat interval the fake asks for, 1000), BENCH_GW_TIMEOUT_S.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { makeGuild } from '../lib/fixtures.mjs';
@@ -156,13 +157,72 @@ async function readySessions() {
   return (v?.sessions ?? []).filter((x) => x.connected && x.current && !x.invalidated);
 }
 
-const status = () => {
-  const out = redis(env.REDIS_URL, 'HGETALL', SHARD_KEY);
-  const lines = out ? out.split('\n') : [];
-  const h = {};
-  for (let i = 0; i + 1 < lines.length; i += 2) h[lines[i]] = lines[i + 1];
-  return h;
-};
+/**
+ * Ours' shard status, read over one kept Redis connection: a redis-cli per poll would cost CPU 1
+ * (where Redis and the fake run) several ms each time, slowing ours' Redis round trips.
+ */
+class StatusReader {
+  constructor(url) {
+    const u = new URL(url);
+    this.sock = net.connect(Number(u.port || 6379), u.hostname);
+    this.sock.setNoDelay(true);
+    this.buf = Buffer.alloc(0);
+    this.waiting = null;
+    this.sock.on('data', (d) => { this.buf = Buffer.concat([this.buf, d]); this.parse(); });
+    this.sock.on('error', (e) => { if (this.waiting) { this.waiting.reject(e); this.waiting = null; } this.error = e; });
+    const db = u.pathname.replace('/', '');
+    this.ready = db && db !== '0' ? this.cmd('SELECT', db) : Promise.resolve();
+  }
+
+  cmd(...args) {
+    if (this.error) return Promise.reject(this.error);
+    return new Promise((resolve, reject) => {
+      this.waiting = { resolve, reject };
+      this.sock.write(`*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`);
+    });
+  }
+
+  /** One reply: +simple, -error, :int, $bulk, *array of bulks (all HGETALL and SELECT need). */
+  parse() {
+    const b = this.buf;
+    const line = (at) => { const e = b.indexOf('\r\n', at); return e < 0 ? null : [b.toString('utf8', at + 1, e), e + 2]; };
+    let l = line(0);
+    if (!l || !this.waiting) return;
+    let [head, at] = l;
+    let value;
+    if (b[0] === 0x2a) { // '*'
+      const n = Number(head);
+      value = [];
+      for (let i = 0; i < n; i++) {
+        l = line(at);
+        if (!l) return;
+        const len = Number(l[0]);
+        if (l[1] + len + 2 > b.length) return;
+        value.push(b.toString('utf8', l[1], l[1] + len));
+        at = l[1] + len + 2;
+      }
+    } else if (b[0] === 0x24) { // '$'
+      const len = Number(head);
+      if (len >= 0 && at + len + 2 > b.length) return;
+      value = len < 0 ? null : b.toString('utf8', at, at + len);
+      at = len < 0 ? at : at + len + 2;
+    } else value = head;
+    this.buf = b.subarray(at);
+    const w = this.waiting;
+    this.waiting = null;
+    if (b[0] === 0x2d) w.reject(new Error(`Redis: ${head}`)); else w.resolve(value); // '-'
+  }
+
+  async hgetall(key) {
+    await this.ready;
+    const arr = await this.cmd('HGETALL', key);
+    const h = {};
+    for (let i = 0; i + 1 < arr.length; i += 2) h[arr[i]] = arr[i + 1];
+    return h;
+  }
+
+  close() { this.sock.destroy(); }
+}
 
 /**
  * Heartbeat lateness as the fake saw it (the same yardstick for both): the gaps between the
@@ -189,11 +249,22 @@ function peerLine(file) {
 
 async function run(name, pid, source) {
   const ours = source === 'status';
+  const sr = ours ? new StatusReader(env.REDIS_URL) : null;
+  try {
+    await measure(name, pid, source, ours, sr);
+  } finally {
+    sr?.close();
+  }
+}
+
+async function measure(name, pid, source, ours, sr) {
+  let st = {};
+  const status = async () => { st = await sr.hgetall(SHARD_KEY); return st; };
   const dead = () => (alive(pid) ? '' : `; ${name} (pid ${pid}) exited`);
   await until(`${name} to connect to the fake gateway (READY)`, async () => {
     if (!alive(pid)) throw new Error(`${name} (pid ${pid}) exited before it connected`);
-    return (await readySessions()).length > 0 && (!ours || status().state === 'ready');
-  }, { timeout: 60000, interval: 100, progress: () => (ours ? `shard state ${status().state ?? 'none'}` : 'no READY session') });
+    return (await readySessions()).length > 0 && (!ours || (await status()).state === 'ready');
+  }, { timeout: 60000, interval: 100, progress: () => (ours ? `shard state ${st.state ?? 'none'}` : 'no READY session') });
   const session = (await readySessions())[0];
   // Startup (module loading, GUILD_CREATE caches, settings) is over when the CPU stops moving.
   let last = cpu(pid);
@@ -213,10 +284,10 @@ async function run(name, pid, source) {
   if (!sent || !(sent.sent > 0)) throw new Error(`the fake sent nothing: ${JSON.stringify(sent)}`);
   let result;
   if (ours) {
-    await until(`${name} to handle ${sent.sent} messages`, () => {
+    await until(`${name} to handle ${sent.sent} messages`, async () => {
       if (!alive(pid)) throw new Error(`${name} (pid ${pid}) exited during the stream`);
-      return Number(status().messages ?? 0) >= sent.sent;
-    }, { interval: 20, progress: () => `its shard status says messages=${status().messages ?? 'none'}${dead()}` });
+      return Number((await status()).messages ?? 0) >= sent.sent;
+    }, { interval: 20, progress: () => `its shard status says messages=${st.messages ?? 'none'}${dead()}` });
   } else {
     result = await until(`${name} to print its result after ${sent.sent} messages`, () => {
       const r = peerLine(source);
@@ -232,7 +303,7 @@ async function run(name, pid, source) {
     // the histograms are published with the status: one more publication carries the last events
     const interval = num(env.GATEWAY_STATUS_INTERVAL_MS, 5000);
     await sleep(2 * interval + 50);
-    const st = status();
+    await status();
     Object.assign(out, {
       handled: Number(st.messages ?? 0), events: Number(st.events ?? 0),
       actions: Number(st.urgent_calls ?? 0), automod_hits: Number(st.automod_hits ?? 0),
