@@ -729,6 +729,8 @@ static void drop_ws(struct conn *c, int close_code)
     c->ws = NULL;
 }
 
+static void write_status(struct conn *c, const char *state_override);
+
 static void apply(struct conn *c, struct gh_shard_act a, int64_t now)
 {
     struct gh_gateway *gw = c->gw;
@@ -759,6 +761,7 @@ static void apply(struct conn *c, struct gh_shard_act a, int64_t now)
                 c->p.fatal_code, gh_gw_close_name(c->p.fatal_code), gh_gw_close_advice(c->p.fatal_code));
         if (c->p.fatal_code == 4004)
             gw->fatal_token = 1;
+        write_status(c, "failed");
         if (c->owned)
             gh_gwstate_lease_release(gw->ctx->redis, c->p.id, gw->o.owner);
         c->owned = 0;

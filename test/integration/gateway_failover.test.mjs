@@ -28,8 +28,8 @@ async function fresh(config = {}) {
   redis(R, 'DEL', 'bot:{global}:shards');
 }
 
-async function start(t, { shards = '0-0/1', env = {} } = {}) {
-  const g = await startGateway({ shards, env: { GATEWAY_STATUS_INTERVAL_MS: '200', ...env } });
+async function start(t, { shards = '0-0/1', env = {}, waitReady = true } = {}) {
+  const g = await startGateway({ shards, waitReady, env: { GATEWAY_STATUS_INTERVAL_MS: '200', ...env } });
   t.after(async () => { if (alive(g.pid)) await g.stop(); });
   return g;
 }
@@ -55,7 +55,7 @@ test('SIGKILL: a standby process with the same range takes the shard over and re
   const a = await start(t, { env: { GATEWAY_OWNER: 'owner-a' } });
   const { s } = await connected(0);
   await waitFor(() => hget('bot:{global}:shards:0', 'owner') === 'owner-a', { message: 'a owns shard 0' });
-  const b = await start(t, { env: { GATEWAY_OWNER: 'owner-b' } });
+  const b = await start(t, { env: { GATEWAY_OWNER: 'owner-b' }, waitReady: false });
   await waitFor(() => /shard 0/.test(logText(b)) || /shards 0-0 of 1/.test(logText(b)), { message: 'b started' });
   // b is on standby: it never writes a's status nor connects
   assert.equal(redis(R, 'GET', 'bot:{global}:gateway:lease:0'), 'owner-a');
@@ -84,7 +84,7 @@ test('SIGTERM: the next process resumes the saved session', async (t) => {
   await fresh();
   const a = await start(t, { env: { GATEWAY_OWNER: 'owner-a' } });
   const { s } = await connected(0);
-  await a.stop();
+  assert.equal((await a.stop()).code, 0, 'exit status 0 after SIGTERM');
   assert.equal(redis(R, 'EXISTS', 'bot:{global}:gateway:lease:0'), '0', 'lease released');
   await start(t, { env: { GATEWAY_OWNER: 'owner-c' } });
   const { v } = await connected(0, (x) => x.id === s.id && x.resumed >= 1);
@@ -116,7 +116,7 @@ test('replayed events are not queued twice (job id ev:<session>:<seq>)', async (
   await waitFor(() => !alive(a.pid), { message: 'a is dead' });
   redis(R, 'HSET', 'bot:{global}:gateway:session:0', 'seq', String(seqs[0] - 1));
   redis(R, 'DEL', 'bot:{global}:gateway:lease:0');
-  const b = await start(t, { env: { GATEWAY_OWNER: 'owner-b' } });
+  const b = await start(t, { env: { GATEWAY_OWNER: 'owner-b' }, waitReady: false });
   const { v } = await connected(0, (x) => x.id === s.id && x.resumed >= 1);
   assert.ok(v.resumes.find((r) => r.session_id === s.id).replayed >= 5, 'the 5 events were replayed');
   await waitFor(() => Number(hget('bot:{global}:shards:0', 'events')) >= 6, { message: 'b saw the replay' });

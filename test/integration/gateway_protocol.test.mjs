@@ -32,8 +32,8 @@ async function fresh(config = {}) {
 }
 
 /** Starts guildhall-gateway, stopped after the test. */
-async function start(t, { shards = '0-0/1', env = {} } = {}) {
-  const g = await startGateway({ shards, env: { GATEWAY_STATUS_INTERVAL_MS: '200', ...env } });
+async function start(t, { shards = '0-0/1', env = {}, waitReady = true } = {}) {
+  const g = await startGateway({ shards, waitReady, env: { GATEWAY_STATUS_INTERVAL_MS: '200', ...env } });
   t.after(async () => { await g.stop(); });
   return g;
 }
@@ -129,7 +129,7 @@ test('connects with zlib-stream, identifies with the configured intents and shar
   assert.ok(s0.heartbeat_age_s !== null && s0.heartbeat_age_s < 10);
 
   // SIGTERM: closes with a resumable code, saves the session, releases the lease, says stopped
-  await g.stop();
+  assert.equal((await g.stop()).code, 0);
   const closes = (await fakeLog()).filter((e) => e.dir === 'closed' && e.conn === s.connection);
   assert.equal(closes.length, 1);
   assert.equal(closes[0].by, 'client');
@@ -235,7 +235,7 @@ for (const [code, hint] of [[4004, /DISCORD_TOKEN/], [4010, /--shards/], [4011, 
     const text = logText(g);
     assert.match(text, new RegExp(`shard 0 stopped: Discord closed the connection with ${code}`));
     assert.match(text, hint);
-    if (g.exitCode !== undefined) assert.equal(await g.exitCode, 1);
+    assert.equal((await g.exited).code, 1, 'exit status 1');
     const v = await sessions();
     assert.equal(v.identifies.length, 1, 'no identify after a fatal close');
     assert.equal(v.resumes.filter((r) => r.session_id === s.id).length, 0, 'no resume after a fatal close');
@@ -308,7 +308,7 @@ test('max_concurrency: one identify per bucket per 5 s, buckets in order', async
 
 test('session start limit exhausted: no identify, a log line with the wait', async (t) => {
   await fresh({ remaining: 0, reset_after: 600000 });
-  const g = await start(t);
+  const g = await start(t, { waitReady: false });
   await waitFor(() => /no identify left in the session start limit/.test(logText(g)), { message: 'the wait is logged' });
   const v = await sessions();
   assert.equal(v.identifies.length, 0);

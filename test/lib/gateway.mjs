@@ -87,6 +87,7 @@ export class GatewayClient {
     this.binaryFrames = 0;
     this.textFrames = 0;
     this.frameTails = [];
+    this.rawFrames = []; // the first 100 binary frames as received
     this.closeInfo = null;
     this.seq = null;
     this.errors = [];
@@ -113,6 +114,7 @@ export class GatewayClient {
       if (isBinary) {
         this.binaryFrames += 1;
         if (this.frameTails.length < 1000) this.frameTails.push(Buffer.from(data.subarray(-4)).toString('hex'));
+        if (this.rawFrames.length < 100) this.rawFrames.push(Buffer.from(data));
         if (!this.inflate) { this.errors.push('binary frame without compression'); return; }
         this.chain = this.chain.then(() => new Promise((resolve) => {
           this.inflate.write(data);

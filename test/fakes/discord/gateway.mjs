@@ -25,8 +25,9 @@ const RATE_WINDOW_MS = 60000;
 const RATE_MAX = 120;
 const CONCURRENCY_WINDOW_MS = 5000;
 const HIGH_WATER = 4 * 1024 * 1024; // bytes queued on a socket before a stream waits for 'drain'
-const SESSIONS_KEPT = 2000;
-const PRE_MAX = 200000; // stream events built ahead of sending // invalidated sessions still listed by GET sessions
+const SESSIONS_KEPT = 2000; // invalidated sessions still listed by GET sessions
+const PRE_MAX = 200000; // stream events built ahead of sending
+const STALL_MS = 30000; // a stream drops a connection that takes nothing for this long
 
 // intents (discord-protocol.md 1b)
 const VALID_INTENTS = ((1 << 17) - 1) | (1 << 20) | (1 << 21) | (1 << 24) | (1 << 25);
@@ -46,7 +47,27 @@ const DEFAULTS = Object.freeze({
   session_ttl_ms: 5 * 60 * 1000,
   require_compress: false,
   zlib_level: 6,
+  filter_intents: false,
 });
+
+/** The intent an event needs (guild events; DM variants in DM_INTENT_OF). */
+const INTENT_OF = {
+  GUILD_CREATE: 1, GUILD_UPDATE: 1, GUILD_DELETE: 1, GUILD_ROLE_CREATE: 1, GUILD_ROLE_UPDATE: 1, GUILD_ROLE_DELETE: 1,
+  CHANNEL_CREATE: 1, CHANNEL_UPDATE: 1, CHANNEL_DELETE: 1, CHANNEL_PINS_UPDATE: 1, THREAD_CREATE: 1, THREAD_UPDATE: 1,
+  THREAD_DELETE: 1, THREAD_LIST_SYNC: 1, THREAD_MEMBER_UPDATE: 1, STAGE_INSTANCE_CREATE: 1, STAGE_INSTANCE_UPDATE: 1,
+  STAGE_INSTANCE_DELETE: 1, GUILD_MEMBER_ADD: 2, GUILD_MEMBER_UPDATE: 2, GUILD_MEMBER_REMOVE: 2, THREAD_MEMBERS_UPDATE: 2,
+  GUILD_AUDIT_LOG_ENTRY_CREATE: 4, GUILD_BAN_ADD: 4, GUILD_BAN_REMOVE: 4, GUILD_EMOJIS_UPDATE: 8, GUILD_STICKERS_UPDATE: 8,
+  GUILD_INTEGRATIONS_UPDATE: 16, INTEGRATION_CREATE: 16, INTEGRATION_UPDATE: 16, INTEGRATION_DELETE: 16, WEBHOOKS_UPDATE: 32,
+  INVITE_CREATE: 64, INVITE_DELETE: 64, VOICE_STATE_UPDATE: 128, PRESENCE_UPDATE: 256,
+  MESSAGE_CREATE: 512, MESSAGE_UPDATE: 512, MESSAGE_DELETE: 512, MESSAGE_DELETE_BULK: 512,
+  MESSAGE_REACTION_ADD: 1024, MESSAGE_REACTION_REMOVE: 1024, MESSAGE_REACTION_REMOVE_ALL: 1024, MESSAGE_REACTION_REMOVE_EMOJI: 1024,
+  TYPING_START: 2048, GUILD_SCHEDULED_EVENT_CREATE: 1 << 16, GUILD_SCHEDULED_EVENT_UPDATE: 1 << 16, GUILD_SCHEDULED_EVENT_DELETE: 1 << 16,
+  AUTO_MODERATION_RULE_CREATE: 1 << 20, AUTO_MODERATION_RULE_UPDATE: 1 << 20, AUTO_MODERATION_RULE_DELETE: 1 << 20,
+  AUTO_MODERATION_ACTION_EXECUTION: 1 << 21, MESSAGE_POLL_VOTE_ADD: 1 << 24, MESSAGE_POLL_VOTE_REMOVE: 1 << 24,
+};
+const DM_INTENT_OF = { MESSAGE_CREATE: 4096, MESSAGE_UPDATE: 4096, MESSAGE_DELETE: 4096, CHANNEL_PINS_UPDATE: 4096,
+  MESSAGE_REACTION_ADD: 8192, MESSAGE_REACTION_REMOVE: 8192, MESSAGE_REACTION_REMOVE_ALL: 8192, MESSAGE_REACTION_REMOVE_EMOJI: 8192,
+  TYPING_START: 16384, MESSAGE_POLL_VOTE_ADD: 1 << 25, MESSAGE_POLL_VOTE_REMOVE: 1 << 25 };
 
 const reply = (status, body) => ({ status, body });
 const bad = (msg) => reply(400, { error: msg });
@@ -764,6 +785,7 @@ export class FakeGateway {
       const end = Math.min(n, i + batch, rate > 0 ? Math.floor(((performance.now() - t0) / 1000) * rate) + 1 : n);
       for (; i < end; i++) {
         const ev = build(i);
+        if (ev.skip) continue;
         const { session } = this.route(null, ev.shard);
         if (!session) continue;
         const c = session.conn;
@@ -775,7 +797,11 @@ export class FakeGateway {
       // backpressure: wait while any connected session's socket holds too much
       for (const s of this.current.values()) {
         const sock = s.conn?.ws?._socket;
-        if (sock && s.conn.ws.bufferedAmount > HIGH_WATER) await waitDrain(sock);
+        if (sock && s.conn.ws.bufferedAmount > HIGH_WATER && !(await waitDrain(sock, STALL_MS))) {
+          // a client that reads nothing for STALL_MS is cut off (its session stays resumable)
+          this.log({ conn: s.conn.id, shard: s.shard[0], dir: 'drop', reason: `stalled: no drain in ${STALL_MS} ms` });
+          sock.destroy();
+        }
         const c = s.conn;
         if (c?.deflate && c.zpending > ZLIB_HIGH && c.ws.readyState === 1) await new Promise((r) => c.zwaiters.push(r));
       }
@@ -807,10 +833,20 @@ export class FakeGateway {
       if (!e || typeof e.t !== 'string' || e.d === undefined) return bad(`events[${k}]: {t, d} required`);
       const gid = e.d && typeof e.d === 'object' ? e.d.guild_id : undefined;
       const shard = Number.isInteger(e.shard) ? e.shard : gid ? shardOf(gid, this.cfg.shards) : 0;
-      prepared.push({ t: e.t, d: JSON.stringify(e.d), shard });
+      prepared.push({ t: e.t, raw: e.d, d: null, shard });
     }
     const t0 = performance.now();
-    const res = await this.pump(prepared.length, rate, (i) => prepared[i], null);
+    const filter = this.cfg.filter_intents;
+    const res = await this.pump(prepared.length, rate, (i) => {
+      const e = prepared[i];
+      let d = e.raw;
+      if (filter) {
+        const session = this.route(null, e.shard).session;
+        if (session) d = this.intentFilter(session, e.t, d);
+        if (d === null) return { skip: true, shard: e.shard };
+      }
+      return { t: e.t, d: JSON.stringify(d), shard: e.shard };
+    }, null);
     const ms = performance.now() - t0;
     this.log({ dir: 'out', op: 0, t: 'REPLAY_STREAM', count: prepared.length, delivered: res.delivered, ms: Math.round(ms) });
     return reply(200, { sent: prepared.length, delivered: res.delivered, ms: Math.round(ms * 1000) / 1000 });
@@ -830,7 +866,7 @@ export class FakeGateway {
       ?? int('reset_after', 0, 864e5 * 7) ?? int('heartbeat_interval', 1, 864e5) ?? int('session_ttl_ms', 0, 864e5)
       ?? int('zlib_level', 0, 9);
     if (err) return bad(err);
-    for (const k of ['withhold_acks', 'require_compress']) {
+    for (const k of ['withhold_acks', 'require_compress', 'filter_intents']) {
       if (b[k] !== undefined) { if (typeof b[k] !== 'boolean') return bad(`${k} must be a boolean`); c[k] = b[k]; }
     }
     if (b.allowed_intents !== undefined) {
@@ -857,8 +893,35 @@ export class FakeGateway {
     const gid = b.d && typeof b.d === 'object' && b.d.guild_id ? String(b.d.guild_id) : null;
     const { shard, session } = this.route(gid, b.shard);
     if (!session) return reply(200, { seq: null, shard, delivered: false, session_id: null });
-    const r = this.dispatch(session, b.t, b.d);
+    const d = this.cfg.filter_intents ? this.intentFilter(session, b.t, b.d) : b.d;
+    if (d === null) return reply(200, { seq: null, shard, delivered: false, session_id: session.id, filtered: 'intents' });
+    const r = this.dispatch(session, b.t, d);
     return reply(200, { seq: r.seq, shard, delivered: r.sent, session_id: session.id });
+  }
+
+  /**
+   * filter_intents: what Discord would send a session for (t, d): null when the session lacks
+   * the event's intent; MESSAGE_CREATE/UPDATE without MESSAGE_CONTENT lose content, embeds,
+   * attachments, components and poll (unless by the bot or mentioning it).
+   */
+  intentFilter(s, t, d) {
+    const guild = d && typeof d === 'object' && d.guild_id;
+    const need = guild ? INTENT_OF[t] : (DM_INTENT_OF[t] ?? INTENT_OF[t]);
+    if (need !== undefined && (s.intents & need) === 0) return null;
+    if ((t === 'MESSAGE_CREATE' || t === 'MESSAGE_UPDATE') && guild && (s.intents & PRIVILEGED.message_content) === 0) {
+      const app = this.ctx.applicationId;
+      const mine = d.author?.id === app || (Array.isArray(d.mentions) && d.mentions.some((u) => u?.id === app));
+      if (!mine) {
+        const x = { ...d };
+        if ('content' in x) x.content = '';
+        if ('embeds' in x) x.embeds = [];
+        if ('attachments' in x) x.attachments = [];
+        if ('components' in x) x.components = [];
+        delete x.poll;
+        return x;
+      }
+    }
+    return d;
   }
 
   action(b) {
@@ -968,10 +1031,14 @@ export class FakeGateway {
 
 function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
 
-function waitDrain(sock) {
+/** true when the socket drained (or closed), false after ms without. */
+function waitDrain(sock, ms) {
   return new Promise((resolve) => {
-    const done = () => { sock.off('drain', done); sock.off('close', done); resolve(); };
-    sock.once('drain', done);
-    sock.once('close', done);
+    let t = null;
+    const done = (v) => { clearTimeout(t); sock.off('drain', onDrain); sock.off('close', onDrain); resolve(v); };
+    const onDrain = () => done(true);
+    t = setTimeout(() => done(false), ms);
+    sock.once('drain', onDrain);
+    sock.once('close', onDrain);
   });
 }
