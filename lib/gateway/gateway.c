@@ -24,6 +24,7 @@
 #include "gateway/gateway.h"
 #include "gateway/gwstate.h"
 #include "gateway/gwstats.h"
+#include "gateway/intents.h"
 #include "gateway/shard.h"
 #include "gateway/ws.h"
 #include "store/queue.h"
@@ -114,7 +115,7 @@ struct gh_gateway {
     int64_t house_ms;
     int stopping;
     /* log throttles */
-    int64_t log_budget_ms, log_redis_ms, log_parse_ms, log_handler_ms, log_spool_ms;
+    int64_t log_budget_ms, log_redis_ms, log_parse_ms, log_handler_ms, log_spool_ms, log_enqueue_ms;
 };
 
 /* ---- small helpers */
@@ -503,7 +504,7 @@ static void enqueue_job(struct conn *c, const struct gh_event *ev)
             json_object_put(payload);
             return;
         }
-        if (throttle(&gw->log_redis_ms, gh_mono_ms()))
+        if (throttle(&gw->log_enqueue_ms, gh_mono_ms()))
             GH_WARN(LG(gw), "gateway: Redis refused a job (%s); spooling jobs in memory and retrying every second",
                     id);
         gw->next_spool_ms = gh_mono_ms() + SPOOL_RETRY_MS;
@@ -757,8 +758,14 @@ static void apply(struct conn *c, struct gh_shard_act a, int64_t now)
         c->failed = 1;
         snprintf(c->error, sizeof(c->error), "closed with %d %s", c->p.fatal_code,
                  gh_gw_close_name(c->p.fatal_code));
-        GH_CRIT(LG(gw), "gateway: shard %d stopped: Discord closed the connection with %d (%s): %s", c->p.id,
-                c->p.fatal_code, gh_gw_close_name(c->p.fatal_code), gh_gw_close_advice(c->p.fatal_code));
+        char priv[160] = "";
+        if (c->p.fatal_code == 4014) {
+            char names[96];
+            gh_gwconfig_intents_text(gw->o.intents & GH_INTENTS_PRIVILEGED, names, sizeof(names));
+            snprintf(priv, sizeof(priv), " (privileged intents identified with: %s)", names);
+        }
+        GH_CRIT(LG(gw), "gateway: shard %d stopped: Discord closed the connection with %d (%s): %s%s", c->p.id,
+                c->p.fatal_code, gh_gw_close_name(c->p.fatal_code), gh_gw_close_advice(c->p.fatal_code), priv);
         if (c->p.fatal_code == 4004)
             gw->fatal_token = 1;
         write_status(c, "failed");

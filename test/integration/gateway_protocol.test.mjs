@@ -316,6 +316,19 @@ test('session start limit exhausted: no identify, a log line with the wait', asy
   assert.ok(alive(g.pid));
 });
 
+test('identify reserve: with 5 or fewer identifies left, one shard per minute', async (t) => {
+  await fresh({ shards: 2, remaining: 3 });
+  const g = await start(t, { shards: '0-1/2', waitReady: false });
+  await connected(0);
+  await waitFor(() => /only 3 identify\(s\) left today/.test(logText(g)), { message: 'the reserve is logged' });
+  // past the 5 s max_concurrency window (the bucket's identify lock expired), shard 1 still waits
+  await waitFor(() => redis(R, 'EXISTS', 'bot:{global}:gateway:identify:0') === '0', { timeout: 10000, message: 'identify lock expired' });
+  await waitFor(() => status(1).state === 'waiting_identify', { message: 'shard 1 waiting' });
+  const v = await sessions();
+  assert.equal(v.identifies.length, 1, 'one identify inside the reserve');
+  assert.equal(v.session_start_limit.remaining, 2);
+});
+
 test('Redis stopped and started while connected: the shard stays connected and events still dispatch', async (t) => {
   await fresh({ heartbeat_interval: 500 });
   const g = await start(t);
@@ -329,6 +342,14 @@ test('Redis stopped and started while connected: the shard stays connected and e
   stopped = true;
   const since = (await fakeLog()).at(-1).n;
   for (let i = 1; i <= 5; i++) await dispatch('MESSAGE_CREATE', message(gid, i), { shard: 0 });
+  // events that become jobs (features/events): spooled in memory while Redis is down
+  const jobSeqs = [];
+  for (let i = 0; i < 3; i++) {
+    const r = await dispatch('GUILD_MEMBER_ADD', {
+      guild_id: gid, user: { id: String(710000000000000000n + BigInt(i)), username: `r${i}` }, roles: [], joined_at: new Date().toISOString(),
+    }, { shard: 0 });
+    jobSeqs.push(r.seq);
+  }
   // heartbeats keep going and are acknowledged on the same connection
   await waitFor(async () => (await fakeLog(since)).filter((e) => e.dir === 'out' && e.op === 11 && e.conn === s.connection).length >= 3,
     { timeout: 10000, message: 'ACKs during the outage' });
@@ -340,6 +361,15 @@ test('Redis stopped and started while connected: the shard stays connected and e
   const closes = (await fakeLog(since)).filter((e) => e.dir === 'closed' && e.conn === s.connection);
   assert.equal(closes.length, 0, 'never disconnected');
   assert.match(logText(g), /Redis/);
+  // the spooled jobs reached the queue once Redis was back (needs a job handler for GUILD_MEMBER_ADD)
+  if (/spooling jobs in memory/.test(logText(g))) {
+    await waitFor(() => jobSeqs.every((q) => redisKeys(R, `bot:{q*}:jobs:*:seen:ev:${s.id}:${q}`).length === 1),
+      { timeout: 10000, message: 'spooled jobs queued after the outage' });
+    await waitFor(() => status(0).jobs_spooled === '0', { message: 'spool empty' });
+    assert.equal(status(0).jobs_lost, '0');
+  } else {
+    t.diagnostic('no feature turns GUILD_MEMBER_ADD into a job in this build: spool not exercised');
+  }
 });
 
 test('a flood of 100,000 MESSAGE_CREATE events: all counted, memory bounded', async (t) => {
