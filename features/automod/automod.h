@@ -125,6 +125,11 @@ struct gh_am_settings {
     char *words[GH_AM_MAX_WORDS]; /* normalised (see gh_am_norm_word) (owned) */
     int n_words;
     int n_words_free; /* of n_words, how many came from "words" (the rest: premium_words) */
+    /* index over words (rebuilt after every change of the list): single-token
+     * entries in an open-addressing table (index + 1, 0 = empty), phrases listed */
+    int16_t word_tab[1024];
+    int16_t phrases[GH_AM_MAX_WORDS];
+    int n_phrases;
     struct gh_am_regex *regex[GH_AM_MAX_REGEX];
     int n_regex;
     int n_regex_free;

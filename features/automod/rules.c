@@ -544,6 +544,86 @@ int gh_am_match_words(const char *text, size_t len, char *const *words, int n_wo
     return 0;
 }
 
+#define WORD_TAB_MASK 1023u
+
+static uint32_t tok_hash(const char *p, size_t n)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)p[i];
+        h *= 16777619u;
+    }
+    return h;
+}
+
+/* Rebuilds the word index of s from s->words. */
+static void build_word_index(struct gh_am_settings *s)
+{
+    memset(s->word_tab, 0, sizeof(s->word_tab));
+    s->n_phrases = 0;
+    for (int i = 0; i < s->n_words; i++) {
+        const char *w = s->words[i];
+        if (!w)
+            continue;
+        if (strchr(w, ' ')) {
+            s->phrases[s->n_phrases++] = (int16_t)i;
+            continue;
+        }
+        uint32_t k = tok_hash(w, strlen(w)) & WORD_TAB_MASK;
+        while (s->word_tab[k])
+            k = (k + 1) & WORD_TAB_MASK;
+        s->word_tab[k] = (int16_t)(i + 1);
+    }
+}
+
+/* gh_am_match_words over the index: each token of the text looked up once,
+ * then the phrases searched. Same answers. */
+static int match_words_indexed(const struct gh_am_settings *s, const char *text, size_t len, char *matched,
+                               size_t mlen)
+{
+    char buf[NORM_MAX];
+    size_t offs[NORM_MAX];
+    size_t n, i = 1;
+
+    if (!text || len == 0 || s->n_words <= 0)
+        return 0;
+    n = tokens(text, len, buf, sizeof(buf), offs);
+    while (i < n) {
+        size_t e = i;
+        while (e < n && buf[e] != ' ')
+            e++;
+        if (e > i) {
+            uint32_t k = tok_hash(buf + i, e - i) & WORD_TAB_MASK;
+            while (s->word_tab[k]) {
+                const char *w = s->words[s->word_tab[k] - 1];
+                if (w && strlen(w) == e - i && memcmp(w, buf + i, e - i) == 0) {
+                    copy_matched(text, len, offs[i], e < n ? offs[e] : len, matched, mlen);
+                    return 1;
+                }
+                k = (k + 1) & WORD_TAB_MASK;
+            }
+        }
+        i = e + 1;
+    }
+    for (int p = 0; p < s->n_phrases; p++) {
+        char needle[1100];
+        const char *w = s->words[s->phrases[p]], *hit;
+        size_t wl = w ? strlen(w) : 0;
+        if (wl == 0 || wl + 3 > sizeof(needle))
+            continue;
+        needle[0] = ' ';
+        memcpy(needle + 1, w, wl);
+        needle[wl + 1] = ' ';
+        needle[wl + 2] = '\0';
+        if ((hit = strstr(buf, needle)) != NULL) {
+            size_t at = (size_t)(hit - buf) + 1, end = at + wl;
+            copy_matched(text, len, offs[at], end < n ? offs[end] : len, matched, mlen);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* ------------------------------------------------------------ caps */
 
 /* ASCII letters outside <...> (mentions, custom emoji, channel links) and
@@ -832,6 +912,7 @@ struct gh_am_settings *gh_am_settings_parse(json_object *doc, uint64_t guild_id,
     o = gh_json_get_obj(doc, "regex");
     s->n_regex_free = add_regexes(s, gh_json_get_arr(o, "patterns"), lg);
     (void)add_regexes(s, gh_json_get_arr(o, "premium_patterns"), lg);
+    build_word_index(s);
     o = gh_json_get_obj(doc, "mentions");
     s->mention_everyone = get_bool(o, "everyone", 1);
     s->mention_max = get_int(o, "max_mentions", 5, 0, 100);
@@ -873,6 +954,7 @@ void gh_am_settings_apply_tier(struct gh_am_settings *s, int premium_rank, const
     }
     s->n_words_free = s->n_words;
     s->n_regex_free = s->n_regex;
+    build_word_index(s);
 }
 
 void gh_am_settings_free(struct gh_am_settings *s)
@@ -982,7 +1064,7 @@ int gh_am_check(const struct gh_am_settings *s, const struct gh_am_msg *m, const
                                     sizeof(h->matched));
             break;
         case GH_AM_WORDS:
-            hit = gh_am_match_words(m->content, m->len, s->words, s->n_words, h->matched, sizeof(h->matched));
+            hit = match_words_indexed(s, m->content, m->len, h->matched, sizeof(h->matched));
             break;
         case GH_AM_REGEX:
             for (int i = 0; i < s->n_regex && !hit; i++) {

@@ -156,6 +156,41 @@ static void words(void **state)
     assert_false(word("free stuff", w, 3));
 }
 
+static int check(struct gh_am_settings *s, struct gh_am_msg *m, const struct gh_am_counters *c,
+                 struct gh_am_hit *hits);
+
+static void words_through_settings(void **state)
+{
+    (void)state;
+    char json[16384];
+    size_t k = 0;
+    struct gh_am_hit hits[GH_AM_RULE_COUNT];
+    struct gh_am_msg m;
+    k += (size_t)snprintf(json + k, sizeof(json) - k, "{\"enabled\":true,\"words\":{\"enabled\":true,\"words\":[\"free nitro\",\"h3ck\"],\"premium_words\":[");
+    for (int i = 0; i < 400; i++)
+        k += (size_t)snprintf(json + k, sizeof(json) - k, "%s\"word%c%c\"", i ? "," : "", 'a' + i % 26, 'a' + i / 26);
+    snprintf(json + k, sizeof(json) - k, "]}}");
+    struct gh_am_settings *s = settings(json);
+    assert_int_equal(s->n_words, 402);
+    assert_int_equal(s->n_phrases, 1);
+    m = msg("this has wordqb in it");
+    assert_int_equal(check(s, &m, NULL, hits), 1);
+    assert_string_equal(hits[0].matched, "wordqb");
+    m = msg("what the HECK");
+    assert_int_equal(check(s, &m, NULL, hits), 1);
+    m = msg("get FREE  nitro");
+    assert_int_equal(check(s, &m, NULL, hits), 1);
+    assert_string_equal(hits[0].matched, "FREE  nitro");
+    m = msg("wordzz wordq heckle");
+    assert_int_equal(check(s, &m, NULL, hits), 0);
+    gh_am_settings_apply_tier(s, 0, NULL); /* free: the premium words are gone from the index too */
+    m = msg("this has wordqb in it");
+    assert_int_equal(check(s, &m, NULL, hits), 0);
+    m = msg("what the heck");
+    assert_int_equal(check(s, &m, NULL, hits), 1);
+    gh_am_settings_free(s);
+}
+
 static void regex_rule(void **state)
 {
     (void)state;
@@ -417,7 +452,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(invites),        cmocka_unit_test(links),
-        cmocka_unit_test(words),          cmocka_unit_test(regex_rule),
+        cmocka_unit_test(words),          cmocka_unit_test(words_through_settings),
+        cmocka_unit_test(regex_rule),
         cmocka_unit_test(caps),           cmocka_unit_test(mentions),
         cmocka_unit_test(rate_and_repeat), cmocka_unit_test(exemptions),
         cmocka_unit_test(actions_and_log_only), cmocka_unit_test(parse_defaults_and_tier),
