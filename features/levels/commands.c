@@ -29,7 +29,8 @@
 
 #define BOARD_PAGE 10
 
-static int reply(struct gh_buf *out, int ephemeral, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int reply(struct gh_buf *out, int ephemeral, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static int reply(struct gh_buf *out, int ephemeral, const char *fmt, ...)
 {
@@ -73,10 +74,12 @@ static int cmd_rank(struct gh_ctx *ctx, const struct gh_interaction *ix, struct 
     base = gh_lv_xp_for_level(level);
     next = gh_lv_xp_for_level(level + 1);
     if (rank > 0)
-        return reply(out, 0, "<@%" PRIu64 "> is level **%d** with **%" PRId64 "** XP (rank #%ld). Next level: %" PRId64
-                     "/%" PRId64 " XP (%" PRId64 " to go).",
+        return reply(out, 0,
+                     "<@%" PRIu64 "> is level **%d** with **%" PRId64
+                     "** XP (rank #%ld). Next level: %" PRId64 "/%" PRId64 " XP (%" PRId64 " to go).",
                      u, level, xp, rank, xp - base, next - base, next - xp);
-    return reply(out, 0, "<@%" PRIu64 "> has no XP yet. Level 1 takes %" PRId64 " XP.", u, gh_lv_xp_for_level(1));
+    return reply(out, 0, "<@%" PRIu64 "> has no XP yet. Level 1 takes %" PRId64 " XP.", u,
+                 gh_lv_xp_for_level(1));
 }
 
 static int cmd_leaderboard(struct gh_ctx *ctx, const struct gh_interaction *ix, struct gh_buf *out)
@@ -98,18 +101,20 @@ static int cmd_leaderboard(struct gh_ctx *ctx, const struct gh_interaction *ix, 
         return unavailable(ctx, "reading the leaderboard", rc, out);
     gh_buf_init(&b, 8000);
     if (json_object_array_length(arr) == 0)
-        gh_buf_printf(&b, total == 0 ? "Nobody has XP yet." : "Page %d is empty: the leaderboard has %ld members.",
-                      (int)page, total);
+        gh_buf_printf(
+            &b, total == 0 ? "Nobody has XP yet." : "Page %d is empty: the leaderboard has %ld members.",
+            (int)page, total);
     else
-        gh_buf_printf(&b, "**Leaderboard** (page %d of %ld)\n", (int)page, (total + BOARD_PAGE - 1) / BOARD_PAGE);
+        gh_buf_printf(&b, "**Leaderboard** (page %d of %ld)\n", (int)page,
+                      (total + BOARD_PAGE - 1) / BOARD_PAGE);
     for (size_t i = 0; i < json_object_array_length(arr); i++) {
         json_object *e = json_object_array_get_idx(arr, i);
         int64_t xp = 0, lvl = 0, rk = 0;
         (void)gh_json_get_int(e, "xp", &xp);
         (void)gh_json_get_int(e, "level", &lvl);
         (void)gh_json_get_int(e, "rank", &rk);
-        gh_buf_printf(&b, "%" PRId64 ". <@%s> level %" PRId64 ", %" PRId64 " XP\n", rk, gh_json_get_str(e, "user_id"),
-                      lvl, xp);
+        gh_buf_printf(&b, "%" PRId64 ". <@%s> level %" PRId64 ", %" PRId64 " XP\n", rk,
+                      gh_json_get_str(e, "user_id"), lvl, xp);
     }
     rc = gh_resp_message(out, gh_buf_cstr(&b), 0);
     gh_buf_cleanup(&b);
@@ -122,7 +127,8 @@ static int is_staff(const struct gh_interaction *ix, const struct gh_lv_settings
     if (gh_perms_has(ix->member_permissions, GH_PERM(MANAGE_GUILD)))
         return 1;
     for (size_t i = 0; ix->member_roles && i < json_object_array_length(ix->member_roles); i++) {
-        uint64_t r = gh_snowflake_parse(json_object_get_string(json_object_array_get_idx(ix->member_roles, i)));
+        uint64_t r =
+            gh_snowflake_parse(json_object_get_string(json_object_array_get_idx(ix->member_roles, i)));
         for (int k = 0; k < s->n_staff_roles; k++)
             if (s->staff_roles[k] == r)
                 return 1;
@@ -157,7 +163,8 @@ static int cmd_xp(struct gh_ctx *ctx, const struct gh_interaction *ix, struct gh
     rc = gh_lv_reset(ctx, ix->guild_id, u, ix->user_id, &before);
     if (rc == GH_EPG)
         return reply(out, 1,
-                     "<@%" PRIu64 ">'s XP is reset, but the record could not be written yet; it will be saved with "
+                     "<@%" PRIu64
+                     ">'s XP is reset, but the record could not be written yet; it will be saved with "
                      "the next flush. (ref %s)",
                      u, ctx->log.corr);
     if (rc != GH_OK)
@@ -185,8 +192,9 @@ static const struct gh_command levels_commands[] = {
     {.name = "xp",
      .description = "Manage members' XP",
      .type = 1,
-     .options_json = "[{\"type\":1,\"name\":\"reset\",\"description\":\"Reset a member's XP to 0\",\"options\":"
-                     "[{\"type\":6,\"name\":\"user\",\"description\":\"The member\",\"required\":true}]}]",
+     .options_json =
+         "[{\"type\":1,\"name\":\"reset\",\"description\":\"Reset a member's XP to 0\",\"options\":"
+         "[{\"type\":6,\"name\":\"user\",\"description\":\"The member\",\"required\":true}]}]",
      .default_member_permissions = "32",
      .contexts = GH_CTX_GUILD,
      .handler = cmd_xp,
@@ -196,8 +204,8 @@ static const struct gh_command levels_commands[] = {
 static const struct gh_event_handler levels_events[] = {
     {.name = "MESSAGE_CREATE", .inline_fn = gh_lv_on_messages},
     {.name = "VOICE_STATE_UPDATE", .inline_fn = gh_lv_on_voice},
+    {.name = "GUILD_CREATE", .inline_fn = gh_lv_on_guild_create},
 };
-
 
 const char *gh_lv_schema_text(void)
 {

@@ -37,7 +37,11 @@
 
 const struct gh_job_kind gh_lv_jobs[GH_LV_N_JOBS] = {
     {.kind = "levels:levelup", .run = gh_lv_job_levelup, .timeout_s = 30, .max_attempts = 3},
-    {.kind = "levels:flush", .run = gh_lv_job_flush, .timeout_s = 120, .max_attempts = 10, .backoff_base_ms = 2000},
+    {.kind = "levels:flush",
+     .run = gh_lv_job_flush,
+     .timeout_s = 120,
+     .max_attempts = 10,
+     .backoff_base_ms = 2000},
     {.kind = "levels:voice", .run = gh_lv_job_voice, .timeout_s = 120, .max_attempts = 3},
 };
 
@@ -80,8 +84,8 @@ static uint64_t bot_perms(uint64_t guild_id, json_object *roles, json_object *bo
 }
 
 /* Applies the rewards reached at level. GH_OK, or an error worth a retry. */
-static int apply_rewards(struct gh_ctx *ctx, uint64_t g, uint64_t u, int level, const struct gh_lv_settings *s,
-                         int allowed)
+static int apply_rewards(struct gh_ctx *ctx, uint64_t g, uint64_t u, int level,
+                         const struct gh_lv_settings *s, int allowed)
 {
     json_object *roles = NULL, *member = NULL, *bot = NULL;
     int rc, botpos = 0, top = -1;
@@ -107,7 +111,8 @@ static int apply_rewards(struct gh_ctx *ctx, uint64_t g, uint64_t u, int level, 
         goto out;
     perms = bot_perms(g, roles, bot);
     if (!gh_perms_has(perms, GH_PERM(MANAGE_ROLES))) {
-        GH_WARN(&ctx->log, "levels: cannot give level %d rewards in guild %" PRIu64 ": Guildhall lacks Manage Roles",
+        GH_WARN(&ctx->log,
+                "levels: cannot give level %d rewards in guild %" PRIu64 ": Guildhall lacks Manage Roles",
                 level, g);
         goto out;
     }
@@ -123,7 +128,8 @@ static int apply_rewards(struct gh_ctx *ctx, uint64_t g, uint64_t u, int level, 
         }
         if (gh_guildcache_role_position(roles, rid) >= botpos) {
             GH_WARN(&ctx->log,
-                    "levels: reward role %s of guild %" PRIu64 " is not below Guildhall's highest role: skipped",
+                    "levels: reward role %s of guild %" PRIu64
+                    " is not below Guildhall's highest role: skipped",
                     rid, g);
             continue;
         }
@@ -137,8 +143,8 @@ static int apply_rewards(struct gh_ctx *ctx, uint64_t g, uint64_t u, int level, 
             goto out;
         }
         if (r != GH_OK)
-            GH_WARN(&ctx->log, "levels: role %s %s user %" PRIu64 " refused: %s", rid, want ? "to" : "from", u,
-                    resp.error);
+            GH_WARN(&ctx->log, "levels: role %s %s user %" PRIu64 " refused: %s", rid, want ? "to" : "from",
+                    u, resp.error);
         gh_rest_resp_cleanup(&resp);
     }
     gh_guildcache_forget_member(ctx, g, u);
@@ -183,7 +189,8 @@ int gh_lv_job_levelup(struct gh_ctx *ctx, const struct gh_job *job)
         ch = s.notify_channel_id;
     if (ch == 0)
         return GH_OK;
-    (void)gh_lv_notify_text(&s, u, gh_json_get_str(job->payload, "username"), (int)level, xp, text, sizeof(text));
+    (void)gh_lv_notify_text(&s, u, gh_json_get_str(job->payload, "username"), (int)level, xp, text,
+                            sizeof(text));
     msg = json_object_new_object();
     json_object_object_add(msg, "content", json_object_new_string(text));
     am = json_object_new_object();
@@ -214,7 +221,8 @@ int gh_lv_job_flush(struct gh_ctx *ctx, const struct gh_job *job)
     if (rc == GH_OK)
         GH_INFO(&ctx->log, "levels: flush of shard %d: %d guilds, %d rows", (int)shard, guilds, rows);
     else
-        GH_WARN(&ctx->log, "levels: flush of shard %d incomplete (%s): %d guilds, %d rows written, will retry",
+        GH_WARN(&ctx->log,
+                "levels: flush of shard %d incomplete (%s): %d guilds, %d rows written, will retry",
                 (int)shard, gh_strerror(rc), guilds, rows);
     return rc;
 }
@@ -284,7 +292,8 @@ int gh_lv_voice_award(struct gh_ctx *ctx, uint64_t guild_id, int64_t now_ms, int
             continue;
         next_since = eligible ? v->since + minutes * 60000 : now_ms;
         snprintf(next, sizeof(next), "%" PRIu64 ":%" PRId64 ":%d", v->channel, next_since, v->flags);
-        redisReply *c = gh_redis_cmd(ctx->redis, "EVAL %s 1 %s %s %s %s", cas_lua, hkey, v->user, v->raw, next);
+        redisReply *c =
+            gh_redis_cmd(ctx->redis, "EVAL %s 1 %s %s %s %s", cas_lua, hkey, v->user, v->raw, next);
         int moved = c && c->type == REDIS_REPLY_INTEGER && c->integer == 1;
         freeReplyObject(c);
         if (!moved || !eligible)

@@ -58,12 +58,12 @@ int gh_lv_level_for_xp(int64_t xp);
 #define GH_LV_MAX_MULT 25
 #define GH_LV_MAX_IDS 100
 #define GH_LV_MAX_REWARDS 50
-#define GH_LV_FREE_REWARDS 5     /* rewards a free guild gets (the lowest levels) */
-#define GH_LV_FREE_MULT_CAP 2.0  /* free guilds: each multiplier capped at 2x */
+#define GH_LV_FREE_REWARDS 5    /* rewards a free guild gets (the lowest levels) */
+#define GH_LV_FREE_MULT_CAP 2.0 /* free guilds: each multiplier capped at 2x */
 #define GH_LV_GAIN_MIN 15
 #define GH_LV_GAIN_MAX 25
-#define GH_LV_VOICE_PERIOD_MS (5 * 60 * 1000)
-#define GH_LV_FLUSH_PERIOD_MS (5 * 60 * 1000)
+#define GH_LV_VOICE_PERIOD_MS ((int64_t)5 * 60 * 1000)
+#define GH_LV_FLUSH_PERIOD_MS ((int64_t)5 * 60 * 1000)
 
 enum gh_lv_notify { GH_LV_NOTIFY_CURRENT = 0, GH_LV_NOTIFY_CHANNEL, GH_LV_NOTIFY_OFF };
 
@@ -123,6 +123,7 @@ int gh_lv_notify_text(const struct gh_lv_settings *s, uint64_t user_id, const ch
 
 int gh_lv_on_messages(struct gh_ctx *ctx, struct gh_event *const *evs, int n);
 int gh_lv_on_voice(struct gh_ctx *ctx, struct gh_event *const *evs, int n);
+int gh_lv_on_guild_create(struct gh_ctx *ctx, struct gh_event *const *evs, int n);
 /* Counters for tests: batches skipped because Redis was down. */
 long gh_lv_redis_failures(void);
 /* Forgets the per-process settings cache (tests). */
@@ -131,8 +132,8 @@ void gh_lv_inline_reset(void);
 /* The award script (one per user per award): cooldown (cooldown_s > 0),
  * INCRBY, ZADD, SADD dirty. Appended to the connection's pipeline; the reply
  * is read with gh_lv_award_reply. GH_OK or GH_EREDIS. */
-int gh_lv_award_append(struct gh_ctx *ctx, uint64_t guild_id, uint64_t user_id, int cooldown_s, long gain_free,
-                       long gain_premium);
+int gh_lv_award_append(struct gh_ctx *ctx, uint64_t guild_id, uint64_t user_id, int cooldown_s,
+                       long gain_free, long gain_premium);
 /* Reads one award's reply: GH_OK with *awarded (0 = cooldown), *old_xp,
  * *new_xp, *seeded; GH_EREDIS (no reply) or GH_ENOSCRIPT-like GH_EAGAIN
  * (the script was not loaded: append again with the body). */
@@ -165,7 +166,8 @@ int gh_lv_user_total(struct gh_ctx *ctx, uint64_t guild_id, uint64_t user_id, in
 /* Page (0-based) of size entries: a JSON array of {user_id, xp, level, rank}
  * from the Redis ZSET, or PostgreSQL when Redis is down. *total = ranked
  * members. *out: caller puts. GH_OK, GH_EPG. */
-int gh_lv_leaderboard(struct gh_ctx *ctx, uint64_t guild_id, int page, int size, json_object **out, long *total);
+int gh_lv_leaderboard(struct gh_ctx *ctx, uint64_t guild_id, int page, int size, json_object **out,
+                      long *total);
 /* Resets a user to 0 XP in Redis and PostgreSQL with an audit_log row
  * (action levels.reset, before/after). GH_OK, GH_EREDIS (nothing changed),
  * GH_EPG (Redis already 0: the next flush writes it). */

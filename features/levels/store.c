@@ -86,8 +86,9 @@ int gh_lv_seed(struct gh_ctx *ctx, uint64_t guild_id)
     if (s == 1)
         return GH_OK;
     idstr(gid, sizeof(gid), guild_id);
-    res = gh_pg_exec_prepared(ctx->pg, "lv_seed", "SELECT user_id, xp FROM levels_members WHERE guild_id = $1", 1,
-                              (const char *const[]){gid});
+    res =
+        gh_pg_exec_prepared(ctx->pg, "lv_seed", "SELECT user_id, xp FROM levels_members WHERE guild_id = $1",
+                            1, (const char *const[]){gid});
     if (res == NULL) {
         GH_ERROR(&ctx->log, "levels: cannot seed guild %s from PostgreSQL: %s", gid, gh_pg_errmsg(ctx->pg));
         return GH_EPG;
@@ -163,7 +164,8 @@ void gh_lv_tier_refresh(struct gh_ctx *ctx, uint64_t guild_id, int *rank)
 }
 
 /* Writes one chunk of users: read totals, upsert, clean. */
-static int flush_chunk(struct gh_ctx *ctx, uint64_t g, redisReply *users, size_t from, size_t to, int *written)
+static int flush_chunk(struct gh_ctx *ctx, uint64_t g, redisReply *users, size_t from, size_t to,
+                       int *written)
 {
     char gid[24], dirty[80];
     struct gh_buf uids, xps, lvls;
@@ -226,10 +228,11 @@ static int flush_chunk(struct gh_ctx *ctx, uint64_t g, redisReply *users, size_t
         if (gh_pg_command(ctx->pg, "INSERT INTO guilds (id) VALUES ($1) ON CONFLICT (id) DO NOTHING", 1,
                           (const char *const[]){gid}) != GH_OK ||
             gh_pg_command(ctx->pg, upsert, 4,
-                          (const char *const[]){gid, gh_buf_cstr(&uids), gh_buf_cstr(&xps), gh_buf_cstr(&lvls)}) !=
-                GH_OK ||
+                          (const char *const[]){gid, gh_buf_cstr(&uids), gh_buf_cstr(&xps),
+                                                gh_buf_cstr(&lvls)}) != GH_OK ||
             gh_pg_commit(ctx->pg) != GH_OK) {
-            GH_ERROR(&ctx->log, "levels: flush of guild %s failed, dirty set kept: %s", gid, gh_pg_errmsg(ctx->pg));
+            GH_ERROR(&ctx->log, "levels: flush of guild %s failed, dirty set kept: %s", gid,
+                     gh_pg_errmsg(ctx->pg));
             (void)gh_pg_rollback(ctx->pg);
             rc = GH_EPG;
             goto out;
@@ -413,11 +416,11 @@ int gh_lv_user_total(struct gh_ctx *ctx, uint64_t guild_id, uint64_t user_id, in
     if (rc != GH_EREDIS)
         return rc;
     /* Redis down: the last flushed totals */
-    PGresult *res = gh_pg_exec_prepared(
-        ctx->pg, "lv_total",
-        "SELECT m.xp, (SELECT count(*) + 1 FROM levels_members o WHERE o.guild_id = m.guild_id AND o.xp > m.xp) "
-        "FROM levels_members m WHERE m.guild_id = $1 AND m.user_id = $2",
-        2, (const char *const[]){gid, uid});
+    PGresult *res = gh_pg_exec_prepared(ctx->pg, "lv_total",
+                                        "SELECT m.xp, (SELECT count(*) + 1 FROM levels_members o WHERE "
+                                        "o.guild_id = m.guild_id AND o.xp > m.xp) "
+                                        "FROM levels_members m WHERE m.guild_id = $1 AND m.user_id = $2",
+                                        2, (const char *const[]){gid, uid});
     if (res == NULL)
         return GH_EPG;
     if (PQntuples(res) > 0) {
@@ -439,7 +442,8 @@ static json_object *entry(const char *user, int64_t xp, long rank)
     return e;
 }
 
-int gh_lv_leaderboard(struct gh_ctx *ctx, uint64_t guild_id, int page, int size, json_object **out, long *total)
+int gh_lv_leaderboard(struct gh_ctx *ctx, uint64_t guild_id, int page, int size, json_object **out,
+                      long *total)
 {
     char lb[80], gid[24], off[24], lim[24];
     redisReply *r = NULL, *c = NULL;
@@ -457,8 +461,9 @@ int gh_lv_leaderboard(struct gh_ctx *ctx, uint64_t guild_id, int page, int size,
         if (r && r->type == REDIS_REPLY_ARRAY && c && c->type == REDIS_REPLY_INTEGER) {
             *out = json_object_new_array();
             for (size_t i = 0; i + 1 < r->elements; i += 2)
-                json_object_array_add(*out, entry(r->element[i]->str, strtoll(r->element[i + 1]->str, NULL, 10),
-                                                  start + (long)i / 2 + 1));
+                json_object_array_add(*out,
+                                      entry(r->element[i]->str, strtoll(r->element[i + 1]->str, NULL, 10),
+                                            start + (long)i / 2 + 1));
             *total = (long)c->integer;
             freeReplyObject(r);
             freeReplyObject(c);
@@ -478,8 +483,8 @@ int gh_lv_leaderboard(struct gh_ctx *ctx, uint64_t guild_id, int page, int size,
         return GH_EPG;
     *out = json_object_new_array();
     for (int i = 0; i < PQntuples(res); i++) {
-        json_object_array_add(*out, entry(PQgetvalue(res, i, 0), strtoll(PQgetvalue(res, i, 1), NULL, 10),
-                                          start + i + 1));
+        json_object_array_add(
+            *out, entry(PQgetvalue(res, i, 0), strtoll(PQgetvalue(res, i, 1), NULL, 10), start + i + 1));
         *total = strtol(PQgetvalue(res, i, 2), NULL, 10);
     }
     PQclear(res);
@@ -539,8 +544,8 @@ int gh_lv_reset(struct gh_ctx *ctx, uint64_t guild_id, uint64_t user_id, uint64_
                           "'{\"xp\":0}'::jsonb, $5)",
                           5, (const char *const[]){gid, actor, uid, bj, corr}) != GH_OK ||
             gh_pg_commit(ctx->pg) != GH_OK) {
-            GH_ERROR(&ctx->log, "levels: reset of user %s in guild %s not recorded in PostgreSQL: %s", uid, gid,
-                     gh_pg_errmsg(ctx->pg));
+            GH_ERROR(&ctx->log, "levels: reset of user %s in guild %s not recorded in PostgreSQL: %s", uid,
+                     gid, gh_pg_errmsg(ctx->pg));
             (void)gh_pg_rollback(ctx->pg);
             return GH_EPG;
         }

@@ -59,14 +59,15 @@ static const char award_lua[] =
     "return {new - gain, new, redis.call('EXISTS', KEYS[5])}\n";
 
 /* KEYS: voice hash. ARGV: user, channel ("" = left), now_ms, flags. */
-static const char voice_lua[] = "local old = redis.call('HGET', KEYS[1], ARGV[1])\n"
-                                "if ARGV[2] == '' then redis.call('HDEL', KEYS[1], ARGV[1]) return 0 end\n"
-                                "if old then\n"
-                                "  local c, s, f = string.match(old, '^(%d+):(%d+):(%d+)$')\n"
-                                "  if c == ARGV[2] and f == ARGV[4] then return 0 end\n"
-                                "end\n"
-                                "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ':' .. ARGV[3] .. ':' .. ARGV[4])\n"
-                                "return 1\n";
+static const char voice_lua[] =
+    "local old = redis.call('HGET', KEYS[1], ARGV[1])\n"
+    "if ARGV[2] == '' then redis.call('HDEL', KEYS[1], ARGV[1]) return 0 end\n"
+    "if old then\n"
+    "  local c, s, f = string.match(old, '^(%d+):(%d+):(%d+)$')\n"
+    "  if c == ARGV[2] and f == ARGV[4] then return 0 end\n"
+    "end\n"
+    "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ':' .. ARGV[3] .. ':' .. ARGV[4])\n"
+    "return 1\n";
 
 static char award_sha[48];
 static struct gh_setcache *cache;
@@ -103,7 +104,8 @@ void gh_lv_inline_reset(void)
 static const struct gh_lv_settings *settings_of(struct gh_ctx *ctx, uint64_t guild_id)
 {
     if (cache == NULL)
-        cache = gh_setcache_new("levels", ctx->cfg ? ctx->cfg->gateway_settings_ttl_ms : 0, parse_settings, free);
+        cache =
+            gh_setcache_new("levels", ctx->cfg ? ctx->cfg->gateway_settings_ttl_ms : 0, parse_settings, free);
     return cache ? gh_setcache_get(cache, ctx, guild_id) : NULL;
 }
 
@@ -162,12 +164,12 @@ static int award_append(struct gh_ctx *ctx, uint64_t g, uint64_t u, int cooldown
     gh_key_guild(seeded, sizeof(seeded), g, "levels", "seeded");
     gh_key_guild(tier, sizeof(tier), g, "levels", "tier");
     return gh_redis_append(ctx->redis, "%s %s 6 %s %s %s %s %s %s %" PRIu64 " %d %ld %ld",
-                           with_body ? "EVAL" : "EVALSHA", with_body ? award_lua : award_sha, cd, xp, lb, dirty,
-                           seeded, tier, u, cooldown_s, gfree, gprem);
+                           with_body ? "EVAL" : "EVALSHA", with_body ? award_lua : award_sha, cd, xp, lb,
+                           dirty, seeded, tier, u, cooldown_s, gfree, gprem);
 }
 
-int gh_lv_award_append(struct gh_ctx *ctx, uint64_t guild_id, uint64_t user_id, int cooldown_s, long gain_free,
-                       long gain_premium)
+int gh_lv_award_append(struct gh_ctx *ctx, uint64_t guild_id, uint64_t user_id, int cooldown_s,
+                       long gain_free, long gain_premium)
 {
     return award_append(ctx, guild_id, user_id, cooldown_s, gain_free, gain_premium, 1);
 }
@@ -223,8 +225,8 @@ int gh_lv_levelup_enqueue(struct gh_ctx *ctx, uint64_t guild_id, uint64_t user_i
     json_object_object_add(p, "xp", json_object_new_int64(new_xp));
     if (username)
         json_object_object_add(p, "username", json_object_new_string(username));
-    rc = gh_queue_enqueue(ctx->redis, ctx->queue ? ctx->queue : GH_QUEUE_DEFAULT, id, "levels:levelup", guild_id,
-                          p, 0);
+    rc = gh_queue_enqueue(ctx->redis, ctx->queue ? ctx->queue : GH_QUEUE_DEFAULT, id, "levels:levelup",
+                          guild_id, p, 0);
     json_object_put(p);
     if (rc == GH_EDUPLICATE)
         rc = GH_OK;
@@ -267,6 +269,8 @@ struct item {
     int cooldown;
     const char *username;
     int state; /* 0 appended, 1 NOSCRIPT (retry with the body) */
+    int up;    /* awarded in a seeded guild: check for a level-up after the batch */
+    int64_t oldx, newx;
 };
 
 static uint64_t id_member(json_object *o, const char *key)
@@ -330,8 +334,8 @@ int gh_lv_on_messages(struct gh_ctx *ctx, struct gh_event *const *evs, int n)
         goto out;
     }
     for (int i = 0; i < m; i++) {
-        if (award_append(ctx, items[i].guild, items[i].user, items[i].cooldown, items[i].gfree, items[i].gprem, 0) !=
-            GH_OK)
+        if (award_append(ctx, items[i].guild, items[i].user, items[i].cooldown, items[i].gfree,
+                         items[i].gprem, 0) != GH_OK)
             break;
         appended++;
     }
@@ -359,9 +363,9 @@ int gh_lv_on_messages(struct gh_ctx *ctx, struct gh_event *const *evs, int n)
             failed++;
             continue;
         }
-        if (awarded && seeded)
-            (void)gh_lv_levelup_enqueue(ctx, items[i].guild, items[i].user, items[i].channel, oldx, newx,
-                                        items[i].username);
+        items[i].up = awarded && seeded;
+        items[i].oldx = oldx;
+        items[i].newx = newx;
     }
     for (int i = 0; i < sadds; i++) {
         redisReply *r = gh_redis_get_reply(ctx->redis);
@@ -387,11 +391,16 @@ int gh_lv_on_messages(struct gh_ctx *ctx, struct gh_event *const *evs, int n)
                 failed++;
                 continue;
             }
-            if (awarded && seeded)
-                (void)gh_lv_levelup_enqueue(ctx, items[i].guild, items[i].user, items[i].channel, oldx, newx,
-                                            items[i].username);
+            items[i].up = awarded && seeded;
+            items[i].oldx = oldx;
+            items[i].newx = newx;
         }
     }
+    /* every reply read: the connection is free for the (rare) level-up jobs */
+    for (int i = 0; i < appended; i++)
+        if (items[i].up)
+            (void)gh_lv_levelup_enqueue(ctx, items[i].guild, items[i].user, items[i].channel, items[i].oldx,
+                                        items[i].newx, items[i].username);
     if (appended < m || failed > 0)
         redis_down(ctx, evs, n, "award");
     else
@@ -401,55 +410,95 @@ out:
     return rc;
 }
 
+/* One voice state d of guild g: tracked, updated or removed. 1 tracked or
+ * changed, 0 skipped, -1 Redis failed. */
+static int voice_one(struct gh_ctx *ctx, uint64_t g, json_object *d, int shard)
+{
+    json_object *member = gh_json_get_obj(d, "member");
+    json_object *user = member ? gh_json_get_obj(member, "user") : NULL;
+    uint64_t u = id_member(d, "user_id"), ch = id_member(d, "channel_id");
+    const struct gh_lv_settings *s;
+    int bot = 0, b, flags = 0;
+    char hkey[96], gkey[96], chs[24] = "", now[24];
+    redisReply *r;
+
+    if (g == 0 || u == 0)
+        return 0;
+    if (user && gh_json_get_bool(user, "bot", &bot) == GH_OK && bot)
+        return 0;
+    s = settings_of(ctx, g);
+    if (s == NULL || !s->enabled || !s->voice_enabled)
+        return 0;
+    if ((gh_json_get_bool(d, "self_mute", &b) == GH_OK && b) ||
+        (gh_json_get_bool(d, "mute", &b) == GH_OK && b) ||
+        (gh_json_get_bool(d, "suppress", &b) == GH_OK && b))
+        flags |= 1;
+    if ((gh_json_get_bool(d, "self_deaf", &b) == GH_OK && b) ||
+        (gh_json_get_bool(d, "deaf", &b) == GH_OK && b))
+        flags |= 2;
+    if (ch)
+        snprintf(chs, sizeof(chs), "%" PRIu64, ch);
+    snprintf(now, sizeof(now), "%" PRId64, gh_now_ms());
+    gh_key_guild(hkey, sizeof(hkey), g, "levels", "voice");
+    r = gh_redis_cmd(ctx->redis, "EVAL %s 1 %s %" PRIu64 " %s %s %d", voice_lua, hkey, u, chs, now, flags);
+    if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+        freeReplyObject(r);
+        return -1;
+    }
+    freeReplyObject(r);
+    gh_key_global(gkey, sizeof(gkey), "levels", "voice_guilds:%d", shard);
+    freeReplyObject(gh_redis_cmd(ctx->redis, "SADD %s %" PRIu64, gkey, g));
+    return 1;
+}
+
 int gh_lv_on_voice(struct gh_ctx *ctx, struct gh_event *const *evs, int n)
 {
     int failed = 0, any = 0, shard = 0;
 
     if (ctx->redis == NULL)
         return GH_OK;
-    for (int i = 0; i < n; i++) {
-        const struct gh_event *ev = evs[i];
-        json_object *member = gh_json_get_obj(ev->d, "member");
-        json_object *user = member ? gh_json_get_obj(member, "user") : NULL;
-        uint64_t u = id_member(ev->d, "user_id"), ch = id_member(ev->d, "channel_id");
-        int bot = 0, b, flags = 0;
-        char hkey[96], gkey[96], chs[24] = "", now[24];
-        redisReply *r;
-
-        if (ev->guild_id == 0 || u == 0)
-            continue;
-        if (user && gh_json_get_bool(user, "bot", &bot) == GH_OK && bot)
-            continue;
-        {
-            const struct gh_lv_settings *s = settings_of(ctx, ev->guild_id);
-            if (s == NULL || !s->enabled || !s->voice_enabled)
-                continue;
+    for (int i = 0; i < n && !failed; i++) {
+        int r = voice_one(ctx, evs[i]->guild_id, evs[i]->d, evs[i]->shard_id);
+        if (r < 0)
+            failed = 1;
+        else if (r > 0) {
+            any = 1;
+            shard = evs[i]->shard_id;
         }
-        if ((gh_json_get_bool(ev->d, "self_mute", &b) == GH_OK && b) ||
-            (gh_json_get_bool(ev->d, "mute", &b) == GH_OK && b) ||
-            (gh_json_get_bool(ev->d, "suppress", &b) == GH_OK && b))
-            flags |= 1;
-        if ((gh_json_get_bool(ev->d, "self_deaf", &b) == GH_OK && b) ||
-            (gh_json_get_bool(ev->d, "deaf", &b) == GH_OK && b))
-            flags |= 2;
-        if (ch)
-            snprintf(chs, sizeof(chs), "%" PRIu64, ch);
-        snprintf(now, sizeof(now), "%" PRId64, gh_now_ms());
-        gh_key_guild(hkey, sizeof(hkey), ev->guild_id, "levels", "voice");
-        r = gh_redis_cmd(ctx->redis, "EVAL %s 1 %s %" PRIu64 " %s %s %d", voice_lua, hkey, u, chs, now, flags);
-        if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-            freeReplyObject(r);
-            failed++;
-            break;
-        }
-        freeReplyObject(r);
-        shard = ev->shard_id;
-        gh_key_global(gkey, sizeof(gkey), "levels", "voice_guilds:%d", shard);
-        freeReplyObject(gh_redis_cmd(ctx->redis, "SADD %s %" PRIu64, gkey, ev->guild_id));
-        any = 1;
     }
     if (failed)
         redis_down(ctx, evs, n, "voice");
+    else if (any)
+        schedule_once(ctx, voice_slot, "levels:voice", shard);
+    return GH_OK;
+}
+
+/* GUILD_CREATE carries the voice states of members already in voice (a
+ * connect, a resume that missed updates, a Redis that lost the hash): each is
+ * tracked like an update (an unchanged state keeps its since). */
+int gh_lv_on_guild_create(struct gh_ctx *ctx, struct gh_event *const *evs, int n)
+{
+    int failed = 0, any = 0, shard = 0;
+
+    if (ctx->redis == NULL)
+        return GH_OK;
+    for (int i = 0; i < n && !failed; i++) {
+        json_object *vs = gh_json_get_arr(evs[i]->d, "voice_states");
+        for (size_t k = 0; vs && k < json_object_array_length(vs) && !failed; k++) {
+            json_object *d = json_object_array_get_idx(vs, k);
+            if (id_member(d, "channel_id") == 0)
+                continue;
+            int r = voice_one(ctx, evs[i]->guild_id, d, evs[i]->shard_id);
+            if (r < 0)
+                failed = 1;
+            else if (r > 0) {
+                any = 1;
+                shard = evs[i]->shard_id;
+            }
+        }
+    }
+    if (failed)
+        redis_down(ctx, evs, n, "voice states of GUILD_CREATE");
     else if (any)
         schedule_once(ctx, voice_slot, "levels:voice", shard);
     return GH_OK;

@@ -2,8 +2,8 @@
 // /leaderboard and /xp reset through signed interactions (answers, allowed_mentions, the reset in
 // Redis, PostgreSQL and audit_log, the refusal without Manage Server), the levels:levelup job run
 // by the worker (the reward role PUT on the fake Discord, the notification with allowed_mentions
-// naming only the member, the free-tier reward limit), and the dashboard API (leaderboard paged,
-// reset as admin, cross-guild isolation).
+// naming only the member, the free-tier reward limit), the dashboard API (leaderboard paged,
+// reset as admin, cross-guild isolation) and the settings API with the levels schema.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { installGuild, refreshGuilds, sessionFor } from '../lib/api.mjs';
@@ -232,4 +232,33 @@ test('API: leaderboard paged from Redis, reset as admin, another guild unreachab
   assert.equal(R('GET', `bot:{${gid}}:levels:xp:${users.member.id}`), '0');
   await waitFor(() => query(db, `SELECT 1 FROM audit_log WHERE guild_id = :'g' AND action = 'levels.reset'`, { g: gid }).length === 1,
     { message: 'the audit row' });
+});
+
+test('settings API: the levels schema takes rules, rewards and multipliers, refuses bad values and roles above the bot', async (t) => {
+  const g = await h.newGuild(t);
+  const gid = g.guild.id;
+  await installGuild(h.fake, gid, users.owner.id);
+  const owner = await sessionFor(h.stack, users.owner.id);
+  await refreshGuilds(owner, gid);
+  const doc = {
+    enabled: true, multiplier: 1.5, cooldown_seconds: 30, notify_mode: 'channel', notify_channel_id: g.channels.general.id,
+    role_multipliers: [{ role_id: g.roles.member.id, multiplier: 2 }],
+    channel_multipliers: [{ channel_id: g.channels.general.id, multiplier: 0.5 }],
+    ignored_channels: [g.channels.modLog.id], blacklisted_roles: [g.roles.muted.id],
+    role_rewards: [{ level: 5, role_id: g.roles.muted.id }], reward_mode: 'replace', voice_xp_per_minute: 12,
+  };
+  const ok = await owner.put(`/guilds/${gid}/settings/levels`, { document: doc, version: 0 });
+  assert.equal(ok.status, 200, ok.text);
+  const read = await owner.get(`/guilds/${gid}/settings/levels`);
+  assert.equal(read.status, 200, read.text);
+  assert.equal(JSON.stringify(read.body).includes(g.roles.muted.id), true);
+  const version = Number(read.body.version);
+  const bad = await owner.put(`/guilds/${gid}/settings/levels`, { document: { ...doc, multiplier: 6, cooldown_seconds: 1 }, version });
+  assert.equal(bad.status, 400, bad.text);
+  const paths = (bad.body.error.fields ?? []).map((f) => f.path).sort();
+  assert.deepEqual(paths, ['/cooldown_seconds', '/multiplier'], bad.text);
+  // a reward role above Guildhall's highest role (Admin, position 5 > bot 4): refused by the hierarchy check
+  const high = await owner.put(`/guilds/${gid}/settings/levels`, { document: { ...doc, role_rewards: [{ level: 1, role_id: g.roles.admin.id }] }, version });
+  assert.equal(high.status, 403, high.text);
+  assert.equal(high.body.error.code, 'role_hierarchy');
 });

@@ -90,8 +90,9 @@ static void test_settings_parse(void **state)
         "\"role_rewards\":[{\"level\":10,\"role_id\":\"600000000000000010\"},"
         "{\"level\":5,\"role_id\":\"600000000000000005\"},{\"level\":0,\"role_id\":\"600000000000000000\"}],"
         "\"voice_enabled\":false,\"voice_xp_per_minute\":7,\"staff_roles\":[\"700000000000000001\"]}");
-    json_object *bad = json_tokener_parse("{\"multiplier\":99,\"cooldown_seconds\":\"x\",\"notify_mode\":7,"
-                                          "\"role_rewards\":[{\"level\":3}],\"ignored_channels\":[1,\"abc\"]}");
+    json_object *bad =
+        json_tokener_parse("{\"multiplier\":99,\"cooldown_seconds\":\"x\",\"notify_mode\":7,"
+                           "\"role_rewards\":[{\"level\":3}],\"ignored_channels\":[1,\"abc\"]}");
 
     (void)state;
     gh_lv_settings_parse(doc, &s);
@@ -103,7 +104,7 @@ static void test_settings_parse(void **state)
     assert_string_equal(s.template_, "{user} is {level}");
     assert_int_equal(s.n_role_mult, 2);
     assert_int_equal(s.n_channel_mult, 1);
-    assert_int_equal(s.n_rewards, 2); /* level 0 dropped */
+    assert_int_equal(s.n_rewards, 2);        /* level 0 dropped */
     assert_int_equal(s.rewards[0].level, 5); /* sorted */
     assert_int_equal(s.rewards[1].level, 10);
     assert_int_equal(s.reward_stack, 0);
@@ -141,15 +142,16 @@ static void test_notify_text(void **state)
 {
     struct gh_lv_settings s;
     char out[600];
-    json_object *doc = json_tokener_parse("{\"notify_template\":\"{user} ({username}) hit {level} with {xp} XP {x}\"}");
+    json_object *doc =
+        json_tokener_parse("{\"notify_template\":\"{user} ({username}) hit {level} with {xp} XP {x}\"}");
 
     (void)state;
     gh_lv_settings_parse(doc, &s);
     assert_int_equal(gh_lv_notify_text(&s, 42, "**evil** @everyone", 7, 1234, out, sizeof(out)), GH_OK);
     assert_non_null(strstr(out, "<@42> ("));
     assert_non_null(strstr(out, ") hit 7 with 1234 XP {x}"));
-    assert_null(strstr(out, "**evil**"));      /* markdown escaped */
-    assert_null(strstr(out, "@everyone"));     /* mention neutralised */
+    assert_null(strstr(out, "**evil**"));  /* markdown escaped */
+    assert_null(strstr(out, "@everyone")); /* mention neutralised */
     assert_int_equal(gh_lv_notify_text(&s, 42, "x", 7, 1234, out, 10), GH_ETOOBIG);
     assert_true(strlen(out) < 10);
     json_object_put(doc);
@@ -185,10 +187,10 @@ static void test_feature_struct(void **state)
     (void)state;
     assert_int_equal(gh_feature_levels.n_jobs, GH_LV_N_JOBS);
     assert_int_equal(gh_feature_levels.n_routes, GH_LV_N_ROUTES);
-    assert_true(gh_feature_levels.intents & (1ull << 9));  /* GUILD_MESSAGES */
-    assert_true(gh_feature_levels.intents & (1ull << 7));  /* GUILD_VOICE_STATES */
+    assert_true(gh_feature_levels.intents & (1ull << 9));   /* GUILD_MESSAGES */
+    assert_true(gh_feature_levels.intents & (1ull << 7));   /* GUILD_VOICE_STATES */
     assert_false(gh_feature_levels.intents & (1ull << 15)); /* no MESSAGE_CONTENT */
-    assert_int_equal(gh_feature_levels.n_events, 2);
+    assert_int_equal(gh_feature_levels.n_events, 3);
 }
 
 int main(void)

@@ -278,7 +278,9 @@ static void test_cooldown_and_range(void **state)
 {
     struct fx *fx = *state;
     uint64_t g = new_guild(fx, "{\"enabled\":true}"), u1 = random_id(), u2 = random_id();
-    struct msg m[4] = {{g, u1, 11, 0, 0, NULL, 0}, {g, u1, 11, 0, 0, NULL, 0}, {g, u2, 11, 0, 0, NULL, 0},
+    struct msg m[4] = {{g, u1, 11, 0, 0, NULL, 0},
+                       {g, u1, 11, 0, 0, NULL, 0},
+                       {g, u2, 11, 0, 0, NULL, 0},
                        {g, u1, 12, 0, 0, NULL, 0}};
     char dk[96], gk[96];
     long long x1, x2;
@@ -291,8 +293,8 @@ static void test_cooldown_and_range(void **state)
     assert_int_equal(rget(fx, g, "cd", u1), 1);
     dirty_key(dk, sizeof(dk), g);
     assert_int_equal(rnum(fx, "SISMEMBER %s %s", dk, idtext(u1)), 1);
-    assert_int_equal(rnum(fx, "ZSCORE %s %s", (snprintf(gk, sizeof(gk), "bot:{%" PRIu64 "}:levels:lb", g), gk),
-                          idtext(u1)),
+    assert_int_equal(rnum(fx, "ZSCORE %s %s",
+                          (snprintf(gk, sizeof(gk), "bot:{%" PRIu64 "}:levels:lb", g), gk), idtext(u1)),
                      x1);
     snprintf(gk, sizeof(gk), "bot:{global}:levels:dirty_guilds:%d", SHARD);
     assert_int_equal(rnum(fx, "SISMEMBER %s %s", gk, idtext(g)), 1);
@@ -323,15 +325,15 @@ static void test_exclusions(void **state)
     for (int i = 0; i < 10; i++)
         us[i] = random_id();
     struct msg m[10] = {
-        {g, us[0], 11, 1, 0, NULL, 0},                         /* bot */
-        {g, us[1], 11, 0, 1, NULL, 0},                         /* webhook */
-        {g, us[2], 400000000000000009ULL, 0, 0, NULL, 0},      /* ignored channel */
-        {g, us[3], 11, 0, 0, "[\"300000000000000009\"]", 0},   /* blacklisted role */
-        {g, 500000000000000009ULL, 11, 0, 0, NULL, 0},         /* blacklisted user */
-        {g, us[5], 11, 0, 0, NULL, GH_EVF_SPAM},               /* AutoMod spam */
-        {g, us[6], 11, 0, 0, NULL, GH_EVF_DELETED},            /* deleted by AutoMod */
-        {g, us[7], 11, 0, 0, NULL, GH_EVF_PREFIX_CMD},         /* prefix command */
-        {off, us[8], 11, 0, 0, NULL, 0},                       /* feature off */
+        {g, us[0], 11, 1, 0, NULL, 0},                                        /* bot */
+        {g, us[1], 11, 0, 1, NULL, 0},                                        /* webhook */
+        {g, us[2], 400000000000000009ULL, 0, 0, NULL, 0},                     /* ignored channel */
+        {g, us[3], 11, 0, 0, "[\"300000000000000009\"]", 0},                  /* blacklisted role */
+        {g, 500000000000000009ULL, 11, 0, 0, NULL, 0},                        /* blacklisted user */
+        {g, us[5], 11, 0, 0, NULL, GH_EVF_SPAM},                              /* AutoMod spam */
+        {g, us[6], 11, 0, 0, NULL, GH_EVF_DELETED},                           /* deleted by AutoMod */
+        {g, us[7], 11, 0, 0, NULL, GH_EVF_PREFIX_CMD},                        /* prefix command */
+        {off, us[8], 11, 0, 0, NULL, 0},                                      /* feature off */
         {g, us[9], 11, 0, 0, "[\"300000000000000001\"]", GH_EVF_AUTOMOD_HIT}, /* log-only hit: earns */
     };
 
@@ -349,8 +351,9 @@ static void test_exclusions(void **state)
 static void test_multipliers_and_cap(void **state)
 {
     struct fx *fx = *state;
-    uint64_t g = new_guild(fx, "{\"enabled\":true,\"multiplier\":4,"
-                               "\"channel_multipliers\":[{\"channel_id\":\"400000000000000001\",\"multiplier\":0.5}]}");
+    uint64_t g = new_guild(
+        fx, "{\"enabled\":true,\"multiplier\":4,"
+            "\"channel_multipliers\":[{\"channel_id\":\"400000000000000001\",\"multiplier\":0.5}]}");
     uint64_t u1 = random_id(), u2 = random_id(), u3 = random_id();
     struct msg a = {g, u1, 11, 0, 0, NULL, 0}, b = {g, u2, 11, 0, 0, NULL, 0},
                c = {g, u3, 400000000000000001ULL, 0, 0, NULL, 0};
@@ -428,6 +431,8 @@ static void test_levelup_job(void **state)
     char key[128], needle[128];
     struct msg m = {g, u, 11, 0, 0, NULL, 0}, mv = {g, v, 11, 0, 0, NULL, 0};
 
+    long fails = gh_lv_redis_failures();
+
     /* 90 XP, one message crosses level 1 (100) */
     snprintf(key, sizeof(key), "bot:{%" PRIu64 "}:levels:seeded", g);
     freeReplyObject(gh_redis_cmd(fx->redis, "SET %s 1", key));
@@ -437,9 +442,27 @@ static void test_levelup_job(void **state)
     snprintf(needle, sizeof(needle), "levels:up:%" PRIu64 ":%" PRIu64 ":1", g, u);
     assert_int_equal(jobs_matching(fx, needle), 1);
     assert_int_equal(jobs_matching(fx, "\"levels:levelup\""), 1);
+    assert_int_equal(gh_lv_redis_failures(), fails); /* the batch's replies all read before the enqueue */
+    /* two users crossing in one batch with another guild's message between: every reply read */
+    uint64_t p = random_id(), q2 = random_id();
+    snprintf(key, sizeof(key), "bot:{%" PRIu64 "}:levels:xp:%" PRIu64, g, p);
+    freeReplyObject(gh_redis_cmd(fx->redis, "SET %s 250", key));
+    snprintf(key, sizeof(key), "bot:{%" PRIu64 "}:levels:xp:%" PRIu64, g, q2);
+    freeReplyObject(gh_redis_cmd(fx->redis, "SET %s 460", key));
+    uint64_t g2 = new_guild(fx, "{\"enabled\":true}");
+    struct msg two[3] = {
+        {g, p, 11, 0, 0, NULL, 0}, {g2, random_id(), 11, 0, 0, NULL, 0}, {g, q2, 11, 0, 0, NULL, 0}};
+    assert_int_equal(run_batch(fx, two, 3, NULL), GH_OK);
+    assert_int_equal(gh_lv_redis_failures(), fails);
+    snprintf(needle, sizeof(needle), "levels:up:%" PRIu64 ":%" PRIu64 ":2", g, p);
+    assert_int_equal(jobs_matching(fx, needle), 1);
+    snprintf(needle, sizeof(needle), "levels:up:%" PRIu64 ":%" PRIu64 ":3", g, q2);
+    assert_int_equal(jobs_matching(fx, needle), 1);
+    assert_int_equal(jobs_matching(fx, "\"levels:levelup\""), 3);
+    snprintf(needle, sizeof(needle), "levels:up:%" PRIu64 ":%" PRIu64 ":1", g, u);
     /* no crossing, no job */
     assert_int_equal(run_batch(fx, &mv, 1, NULL), GH_OK);
-    assert_int_equal(jobs_matching(fx, "\"levels:levelup\""), 1);
+    assert_int_equal(jobs_matching(fx, "\"levels:levelup\""), 3);
     /* the same level reached again (a replay after a reset) is deduplicated */
     assert_int_equal(gh_lv_levelup_enqueue(&fx->ctx, g, u, 11, 50, 120, "x"), GH_OK);
     assert_int_equal(jobs_matching(fx, needle), 1);
@@ -464,7 +487,8 @@ static void test_redis_down(void **state)
 {
     struct fx *fx = *state;
     uint64_t g = new_guild(fx, "{\"enabled\":true}"), u = random_id();
-    struct msg m[3] = {{g, u, 11, 0, 0, NULL, 0}, {g, random_id(), 11, 0, 0, NULL, 0}, {g, u, 12, 0, 0, NULL, 0}};
+    struct msg m[3] = {
+        {g, u, 11, 0, 0, NULL, 0}, {g, random_id(), 11, 0, 0, NULL, 0}, {g, u, 12, 0, 0, NULL, 0}};
     struct gh_redis *live = fx->ctx.redis;
     struct gh_gw_stats stats;
     long before = gh_lv_redis_failures();
@@ -508,7 +532,8 @@ static void test_flush_idempotent_and_pg_down(void **state)
     fx->ctx.pg = live;
     assert_int_equal(rnum(fx, "SCARD %s%s", dk, ""), 2);
     assert_int_equal(rnum(fx, "SISMEMBER %s %s", gk, idtext(g)), 1);
-    assert_string_equal(value(fx, "SELECT count(*) FROM levels_members WHERE guild_id = $1", idtext(g), NULL), "0");
+    assert_string_equal(value(fx, "SELECT count(*) FROM levels_members WHERE guild_id = $1", idtext(g), NULL),
+                        "0");
 
     /* back: the rows land with the Redis totals, the sets are emptied */
     assert_int_equal(gh_lv_flush_shard(&fx->ctx, SHARD, &guilds, &rows), GH_OK);
@@ -529,13 +554,15 @@ static void test_flush_idempotent_and_pg_down(void **state)
     freeReplyObject(gh_redis_cmd(fx->redis, "SADD %s %s", dk, idtext(u1)));
     freeReplyObject(gh_redis_cmd(fx->redis, "SADD %s %s", gk, idtext(g)));
     assert_int_equal(gh_lv_flush_shard(&fx->ctx, SHARD, &guilds, &rows), GH_OK);
-    assert_string_equal(value(fx, "SELECT count(*) FROM levels_members WHERE guild_id = $1", idtext(g), NULL), "2");
+    assert_string_equal(value(fx, "SELECT count(*) FROM levels_members WHERE guild_id = $1", idtext(g), NULL),
+                        "2");
     assert_int_equal(atoll(value(fx, "SELECT xp FROM levels_members WHERE guild_id = $1 AND user_id = $2",
                                  idtext(g), idtext(u1))),
                      x1);
-    assert_string_equal(value(fx, "SELECT updated_at::text FROM levels_members WHERE guild_id = $1 AND user_id = $2",
-                              idtext(g), idtext(u1)),
-                        upd);
+    assert_string_equal(
+        value(fx, "SELECT updated_at::text FROM levels_members WHERE guild_id = $1 AND user_id = $2",
+              idtext(g), idtext(u1)),
+        upd);
 }
 
 static void test_seed_after_redis_loss(void **state)
@@ -632,7 +659,8 @@ static void test_voice_rules(void **state)
 static void test_voice_job_and_off(void **state)
 {
     struct fx *fx = *state;
-    uint64_t g = new_guild(fx, "{\"enabled\":true}"), off = new_guild(fx, "{\"enabled\":true,\"voice_enabled\":false}");
+    uint64_t g = new_guild(fx, "{\"enabled\":true}"),
+             off = new_guild(fx, "{\"enabled\":true,\"voice_enabled\":false}");
     uint64_t a = random_id(), b = random_id();
     struct gh_pg *live = fx->ctx.pg;
     struct gh_job job;
@@ -675,6 +703,40 @@ static void test_voice_job_and_off(void **state)
     assert_int_equal(rnum(fx, "SISMEMBER %s %s", dg, idtext(g)), 0);
 }
 
+static void test_voice_from_guild_create(void **state)
+{
+    struct fx *fx = *state;
+    uint64_t g = new_guild(fx, "{\"enabled\":true}"), a = random_id(), b = random_id(), c = random_id();
+    char text[768], key[96];
+    struct gh_event ev, *p = &ev;
+    json_object *d;
+    redisReply *r;
+
+    snprintf(text, sizeof(text),
+             "{\"id\":\"%" PRIu64 "\",\"voice_states\":[{\"channel_id\":\"21\",\"user_id\":\"%" PRIu64
+             "\",\"self_mute\":false,\"self_deaf\":false,\"mute\":false,\"deaf\":false},"
+             "{\"channel_id\":\"21\",\"user_id\":\"%" PRIu64
+             "\",\"self_mute\":false,\"self_deaf\":true,\"mute\":false,\"deaf\":false},"
+             "{\"channel_id\":null,\"user_id\":\"%" PRIu64 "\"}]}",
+             g, a, b, c);
+    d = json_tokener_parse(text);
+    assert_non_null(d);
+    memset(&ev, 0, sizeof(ev));
+    ev.name = "GUILD_CREATE";
+    ev.guild_id = g;
+    ev.d = d;
+    ev.shard_id = SHARD;
+    assert_int_equal(gh_lv_on_guild_create(&fx->ctx, &p, 1), GH_OK);
+    json_object_put(d);
+    snprintf(key, sizeof(key), "bot:{%" PRIu64 "}:levels:voice", g);
+    assert_int_equal(rnum(fx, "HLEN %s%s", key, ""), 2);
+    r = gh_redis_cmd(fx->redis, "HGET %s %s", key, idtext(b));
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    assert_non_null(strstr(r->str, ":2")); /* deafened */
+    freeReplyObject(r);
+}
+
 static void test_reset(void **state)
 {
     struct fx *fx = *state;
@@ -688,18 +750,20 @@ static void test_reset(void **state)
     assert_int_equal(gh_lv_reset(&fx->ctx, g, u, 777777777777777777ULL, &before), GH_OK);
     assert_in_range(before, 15, 25);
     assert_int_equal(rget(fx, g, "xp", u), 0);
-    assert_string_equal(value(fx, "SELECT xp FROM levels_members WHERE guild_id = $1 AND user_id = $2", idtext(g),
-                              idtext(u)),
-                        "0");
-    assert_string_equal(value(fx, "SELECT count(*) FROM audit_log WHERE guild_id = $1 AND action = 'levels.reset' "
-                                  "AND actor_id = 777777777777777777",
-                              idtext(g), NULL),
-                        "1");
+    assert_string_equal(
+        value(fx, "SELECT xp FROM levels_members WHERE guild_id = $1 AND user_id = $2", idtext(g), idtext(u)),
+        "0");
+    assert_string_equal(
+        value(fx,
+              "SELECT count(*) FROM audit_log WHERE guild_id = $1 AND action = 'levels.reset' "
+              "AND actor_id = 777777777777777777",
+              idtext(g), NULL),
+        "1");
     /* the next flush keeps it at 0 */
     assert_int_equal(gh_lv_flush_shard(&fx->ctx, SHARD, &guilds, &rows), GH_OK);
-    assert_string_equal(value(fx, "SELECT xp FROM levels_members WHERE guild_id = $1 AND user_id = $2", idtext(g),
-                              idtext(u)),
-                        "0");
+    assert_string_equal(
+        value(fx, "SELECT xp FROM levels_members WHERE guild_id = $1 AND user_id = $2", idtext(g), idtext(u)),
+        "0");
 }
 
 int main(void)
@@ -716,6 +780,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_seed_after_redis_loss, setup, teardown),
         cmocka_unit_test_setup_teardown(test_voice_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_voice_job_and_off, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_voice_from_guild_create, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reset, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
