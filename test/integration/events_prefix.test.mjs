@@ -1,6 +1,7 @@
 // events_prefix.test.mjs - legacy prefix commands end to end, and a removed guild deactivated.
 //
-// gateway-lite is not on this branch yet, so the tests enqueue the exact jobs it sends:
+// These tests enqueue by hand the exact jobs gateway-lite sends (the same path through the
+// gateway itself is events_gateway.test.mjs), which lets them pick the message's author freely:
 // "events:prefix" (id prefix:<guild>:<message>, payload {message, received_ms}) as the inline
 // MESSAGE_CREATE detection queues it, and "gateway:event" ({t, d, shard, seq, received_ms}, id
 // ev:<session>:<seq>). The stack's worker runs them; the fake Discord records the replies.
