@@ -252,6 +252,13 @@ async function run(name, pid, source) {
   const sr = ours ? new StatusReader(env.REDIS_URL) : null;
   try {
     await measure(name, pid, source, ours, sr);
+  } catch (e) {
+    // say what the fake saw: a reconnection during the stream loses events a resume cannot replay
+    const v = await bounded('sessions', gw.sessions()).catch(() => null);
+    if (v) {
+      e.message += `; the fake saw ${(v.identifies ?? []).length} identify(ies), resumes: ${(v.resumes ?? []).map((r) => `seq ${r.seq} ${r.outcome}`).join(', ') || 'none'}`;
+    }
+    throw e;
   } finally {
     sr?.close();
   }
@@ -298,6 +305,14 @@ async function measure(name, pid, source, ours, sr) {
   const wallMs = performance.now() - t0;
   const c1 = cpu(pid);
   const hb = await heartbeatGaps(wall0, Date.now());
+  // reconnections during the stream (a zombie connection, a lost socket): a contestant that
+  // reconnected may have lost or been replayed events, and paid for it
+  const v = await bounded('sessions', gw.sessions());
+  const later = (r) => r.time >= wall0;
+  const reconnects = {
+    identifies: (v.identifies ?? []).filter(later).length,
+    resumes: (v.resumes ?? []).filter(later).map((r) => r.outcome).join(', '),
+  };
   const out = { name, compress: session?.compress ? 'zlib-stream' : 'none', sent: sent.sent, bad: sent.bad ?? null, send_ms: sent.ms, wall_ms: Math.round(wallMs), cpu_s: +(c1 - c0).toFixed(3) };
   if (ours) {
     // the histograms are published with the status: one more publication carries the last events
@@ -314,6 +329,8 @@ async function measure(name, pid, source, ours, sr) {
     Object.assign(out, { handled: result.processed, actions: result.actions, self_ms: result.ms, self_per_s: result.per_s });
   }
   Object.assign(out, hb);
+  out.identifies_during = reconnects.identifies;
+  out.resumes_during = reconnects.resumes || 'none';
   out.per_s = Math.round(out.handled * 1000 / wallMs);
   out.per_cpu_s = out.cpu_s > 0 ? Math.round(out.handled / out.cpu_s) : 0;
   process.stdout.write(`${JSON.stringify(out)}\n`);
