@@ -18,7 +18,7 @@
 //
 // Settings: BENCH_GW_EVENTS (100000), BENCH_GW_GUILDS (20), BENCH_GW_USERS (5000),
 // BENCH_GW_BAD_EVERY (10), BENCH_GW_RATE (0 = as fast as the fake sends), BENCH_GW_SEED (7),
-// BENCH_GW_HB_MS (heartbeat interval the fake asks for, 1000), BENCH_GW_TIMEOUT_S.
+// BENCH_GW_HB_MS (heartbeat interval the fake asks for, 10000), BENCH_GW_TIMEOUT_S.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -37,7 +37,7 @@ const USERS = num(env.BENCH_GW_USERS, 5000);
 const BAD_EVERY = num(env.BENCH_GW_BAD_EVERY, 10);
 const RATE = num(env.BENCH_GW_RATE, 0);
 const SEED = num(env.BENCH_GW_SEED, 7);
-const HB_MS = num(env.BENCH_GW_HB_MS, 1000);
+const HB_MS = num(env.BENCH_GW_HB_MS, 10000);
 const TIMEOUT_MS = num(env.BENCH_GW_TIMEOUT_S, Math.max(120, Math.ceil(N / 500))) * 1000;
 const APP_ID = env.DISCORD_APPLICATION_ID ?? '1234567890123456789';
 const FAKE = (env.GH_FAKE_DISCORD_URL ?? '').replace(/\/$/, '');

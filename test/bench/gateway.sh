@@ -15,7 +15,8 @@
 # Fails when ours handled fewer messages than were sent or took no AutoMod action.
 #   BENCH_GW_EVENTS=100000 BENCH_GW_GUILDS=20 BENCH_GW_USERS=5000 BENCH_GW_BAD_EVERY=10
 #   BENCH_GW_RATE=0 (events/s the fake sends; 0 = as fast as it can) BENCH_GW_SEED=7
-#   BENCH_GW_HB_MS=1000 (heartbeat interval in HELLO, so heartbeats fall inside the stream)
+#   BENCH_GW_HB_MS=10000 (heartbeat interval in HELLO: several heartbeats inside the stream; not
+#     much shorter: ACKs queue behind the backlog, and a zombie-connection check then reconnects)
 #   BENCH_GW_COMPRESS=none (ours' GATEWAY_COMPRESS; the peer has no zlib-sync: no compression)
 #   BENCH_GW_RUNS=1 (runs of each, alternating; the median per CPU-second is printed)
 #   BENCH_GW_PEER=0 skips the peer, BENCH_GW_OURS=0 skips ours.
@@ -25,7 +26,7 @@ REPO=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$REPO"
 export BENCH_GW_EVENTS=${BENCH_GW_EVENTS:-100000} BENCH_GW_GUILDS=${BENCH_GW_GUILDS:-20}
 export BENCH_GW_USERS=${BENCH_GW_USERS:-5000} BENCH_GW_BAD_EVERY=${BENCH_GW_BAD_EVERY:-10}
-export BENCH_GW_RATE=${BENCH_GW_RATE:-0} BENCH_GW_SEED=${BENCH_GW_SEED:-7} BENCH_GW_HB_MS=${BENCH_GW_HB_MS:-1000}
+export BENCH_GW_RATE=${BENCH_GW_RATE:-0} BENCH_GW_SEED=${BENCH_GW_SEED:-7} BENCH_GW_HB_MS=${BENCH_GW_HB_MS:-10000}
 COMPRESS=${BENCH_GW_COMPRESS:-none}
 PEERS_DIR=${GH_PEERS_DIR:-$REPO/../shared/peers}
 RUN="$REPO/.run/bench"
