@@ -109,6 +109,7 @@ function dropRedis() {
   const keys = [];
   for (const gid of guildIds()) keys.push(...redisKeys(env.REDIS_URL, `bot:{${gid}}:*`));
   keys.push(SHARD_KEY, 'bot:{global}:gateway:session:0', 'bot:{global}:gateway:lease:0');
+  keys.push(...redisKeys(env.REDIS_URL, 'bot:{global}:rest:*')); // the REST client's shared rate-limit state
   for (let i = 0; i < keys.length; i += 500) redis(env.REDIS_URL, 'DEL', ...keys.slice(i, i + 500));
   redis(env.REDIS_URL, 'SREM', 'bot:{global}:shards', '0');
 }
@@ -324,6 +325,7 @@ async function measure(name, pid, source, ours, sr) {
       actions: Number(st.urgent_calls ?? 0), automod_hits: Number(st.automod_hits ?? 0),
       hb_late_p99_us: Number(st.hb_late_p99_us ?? -1), urgent_p50_us: Number(st.urgent_p50_us ?? -1),
       urgent_p99_us: Number(st.urgent_p99_us ?? -1), latency_ms: Number(st.latency_ms ?? -1),
+      jobs_enqueued: Number(st.jobs_enqueued ?? -1),
     });
   } else {
     Object.assign(out, { handled: result.processed, actions: result.actions, self_ms: result.ms, self_per_s: result.per_s });
