@@ -114,10 +114,11 @@ contest() { # name outfile cwd cmd...: runs cmd in cwd pinned to CPU 0 and keeps
     echo "$j" >> "$LOGS/gateway-bench.log"
   else
     echo "gateway bench: $name: $(tail -1 "$LOGS/gateway-bench.log") (output: $out, $out.err)"
-    stop_contestant "$w"; return 1
+    stop_contestant "$w"; rm -f "$RUN/peer-discordjs.pid"; return 1
   fi
   # the peer exits by itself 200 ms after its result; ours stops on SIGTERM
   stop_contestant "$w" "$([ "$name" = guildhall ] && echo 0 || echo 5)"
+  rm -f "$RUN/peer-discordjs.pid"
   if [ "$name" = guildhall ] && [ "$(cat "$out.rc" 2>/dev/null)" != 0 ]; then
     echo "gateway bench: guildhall-gateway did not exit 0 on SIGTERM (rc $(cat "$out.rc" 2>/dev/null)); see $out.err"; return 1
   fi
