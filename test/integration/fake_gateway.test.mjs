@@ -523,6 +523,20 @@ describe('dispatch, stream, replay', () => {
     assert.equal((await gw.sessions()).sessions[0].seq, 1 + ready.d.guilds.length + 300 + 50);
   });
 
+  test('backpressure: a client that reads nothing is dropped after stall_ms; its events stay buffered', async () => {
+    await gw.config({ stall_ms: 300 });
+    const { c, ready } = await identified();
+    c.ws._socket.pause();
+    const r = await gw.stream({ count: 40000, guild_ids: [demoGuild.guild.id], users: 2000 });
+    assert.equal(r.sent, 40000);
+    const log = await gw.log(0);
+    assert.ok(log.some((e) => e.dir === 'drop' && /stalled/.test(e.reason)), 'the stalled connection was dropped');
+    const s = await waitFor(async () => { const v = (await gw.sessions()).sessions[0]; return !v.connected && v; }, { message: 'disconnected' });
+    assert.equal(s.invalidated, null, 'still resumable');
+    assert.equal(s.seq, 1 + ready.d.guilds.length + 40000);
+    assert.equal(s.buffered, Math.min(50000, s.seq));
+  });
+
   test('replay: inline events and a JSON lines file', async () => {
     const { c } = await identified();
     const events = [

@@ -27,7 +27,6 @@ const CONCURRENCY_WINDOW_MS = 5000;
 const HIGH_WATER = 4 * 1024 * 1024; // bytes queued on a socket before a stream waits for 'drain'
 const SESSIONS_KEPT = 2000; // invalidated sessions still listed by GET sessions
 const PRE_MAX = 200000; // stream events built ahead of sending
-const STALL_MS = 30000; // a stream drops a connection that takes nothing for this long
 
 // intents (discord-protocol.md 1b)
 const VALID_INTENTS = ((1 << 17) - 1) | (1 << 20) | (1 << 21) | (1 << 24) | (1 << 25);
@@ -46,8 +45,9 @@ const DEFAULTS = Object.freeze({
   allowed_intents: ['members', 'presences', 'message_content'],
   session_ttl_ms: 5 * 60 * 1000,
   require_compress: false,
-  zlib_level: 6,
+  zlib_level: 1,
   filter_intents: false,
+  stall_ms: 30000, // a stream drops a connection that takes nothing for this long
 });
 
 /** The intent an event needs (guild events; DM variants in DM_INTENT_OF). */
@@ -797,9 +797,9 @@ export class FakeGateway {
       // backpressure: wait while any connected session's socket holds too much
       for (const s of this.current.values()) {
         const sock = s.conn?.ws?._socket;
-        if (sock && s.conn.ws.bufferedAmount > HIGH_WATER && !(await waitDrain(sock, STALL_MS))) {
-          // a client that reads nothing for STALL_MS is cut off (its session stays resumable)
-          this.log({ conn: s.conn.id, shard: s.shard[0], dir: 'drop', reason: `stalled: no drain in ${STALL_MS} ms` });
+        if (sock && s.conn.ws.bufferedAmount > HIGH_WATER && !(await waitDrain(sock, this.cfg.stall_ms))) {
+          // a client that reads nothing for stall_ms is cut off (its session stays resumable)
+          this.log({ conn: s.conn?.id ?? null, shard: s.shard[0], dir: 'drop', reason: `stalled: no drain in ${this.cfg.stall_ms} ms` });
           sock.destroy();
         }
         const c = s.conn;
@@ -864,7 +864,7 @@ export class FakeGateway {
     };
     const err = int('shards', 1, 4096) ?? int('max_concurrency', 1, 1024) ?? int('total', 0, 1e9) ?? int('remaining', 0, 1e9)
       ?? int('reset_after', 0, 864e5 * 7) ?? int('heartbeat_interval', 1, 864e5) ?? int('session_ttl_ms', 0, 864e5)
-      ?? int('zlib_level', 0, 9);
+      ?? int('zlib_level', 0, 9) ?? int('stall_ms', 1, 864e5);
     if (err) return bad(err);
     for (const k of ['withhold_acks', 'require_compress', 'filter_intents']) {
       if (b[k] !== undefined) { if (typeof b[k] !== 'boolean') return bad(`${k} must be a boolean`); c[k] = b[k]; }
