@@ -88,9 +88,9 @@ int main(int argc, char **argv)
     /* Privileged intents: GATEWAY_PRIVILEGED_INTENTS; unset in fake mode =
      * members,message_content (the fake Discord grants them). */
     const char *priv = app.cfg.gateway_privileged;
+    const char *fake_mode = getenv("GH_FAKE_MODE");
     if (!getenv("GATEWAY_PRIVILEGED_INTENTS") &&
-        ((getenv("GH_FAKE_MODE") && strcmp(getenv("GH_FAKE_MODE"), "1") == 0) ||
-         strncmp(app.cfg.discord_token, "fake-", 5) == 0))
+        ((fake_mode && strcmp(fake_mode, "1") == 0) || strncmp(app.cfg.discord_token, "fake-", 5) == 0))
         priv = "members,message_content";
     if (gh_gwconfig_parse_privileged(priv, &privileged, err, sizeof(err)) != GH_OK) {
         GH_CRIT(&ctx.log, "%s", err);

@@ -30,16 +30,16 @@
 #include "store/queue.h"
 #include "store/redis.h"
 
-#define BOT_STALE_MS 60000        /* refresh GET /gateway/bot before an identify after this */
-#define IDENTIFY_RESERVE 5        /* below this many identifies left, space them out */
-#define RESERVE_SPACING_MS 60000  /* one identify per minute inside the reserve */
-#define IDENTIFY_WINDOW_MS 5000   /* max_concurrency identifies per bucket per 5 s */
-#define STANDBY_RETRY_MS 3000     /* a shard owned elsewhere: try its lease this often */
-#define SEQ_SAVE_MS 1000          /* session seq written at least this often */
+#define BOT_STALE_MS 60000       /* refresh GET /gateway/bot before an identify after this */
+#define IDENTIFY_RESERVE 5       /* below this many identifies left, space them out */
+#define RESERVE_SPACING_MS 60000 /* one identify per minute inside the reserve */
+#define IDENTIFY_WINDOW_MS 5000  /* max_concurrency identifies per bucket per 5 s */
+#define STANDBY_RETRY_MS 3000    /* a shard owned elsewhere: try its lease this often */
+#define SEQ_SAVE_MS 1000         /* session seq written at least this often */
 #define SPOOL_RETRY_MS 1000
 #define SESSION_REFRESH_MS 60000 /* session TTL refreshed at least this often */
 #define HELLO_TIMEOUT_MS 30000
-#define BATCH_MAX 512             /* dispatches held before the inline handlers run */
+#define BATCH_MAX 512 /* dispatches held before the inline handlers run */
 #define SHUTDOWN_CLOSE_MS 2000
 #define LOG_EVERY_MS 10000
 
@@ -59,19 +59,19 @@ struct conn {
     struct gh_gateway *gw;
     struct gh_shard p;
     struct gh_ws *ws;
-    int owned;                /* lease held */
-    int failed;               /* stopped on a fatal close code: never retried */
-    char error[256];          /* why it failed */
+    int owned;       /* lease held */
+    int failed;      /* stopped on a fatal close code: never retried */
+    char error[256]; /* why it failed */
     int64_t next_lease_ms;
     int64_t seq_saved;
     int64_t next_seq_save_ms;
     int64_t session_saved_ms;
-    int64_t connect_ms;       /* when the current socket was opened (mono) */
-    int64_t started_wall_ms;  /* lease acquired (status "started_ms") */
-    int64_t last_hb_wall_ms;  /* last heartbeat ACK (wall) */
-    int has_pending;          /* op 7 / op 9 seen during gh_ws_service */
+    int64_t connect_ms;      /* when the current socket was opened (mono) */
+    int64_t started_wall_ms; /* lease acquired (status "started_ms") */
+    int64_t last_hb_wall_ms; /* last heartbeat ACK (wall) */
+    int has_pending;         /* op 7 / op 9 seen during gh_ws_service */
     struct gh_shard_act pending;
-    int identifying;          /* this connection was budgeted for an identify */
+    int identifying; /* this connection was budgeted for an identify */
     struct guildset guilds;
     struct gh_gw_stats stats;
     uint64_t identifies, resumes;
@@ -318,7 +318,8 @@ static int send_payload(struct conn *c, json_object *o, int heartbeat)
         return GH_ETOOBIG;
     }
     if (!gh_gw_limiter_take(&c->p.limiter, now, heartbeat)) {
-        GH_WARN(LG(c->gw), "gateway: shard %d: send limit (120 per 60 s) reached; payload held back", c->p.id);
+        GH_WARN(LG(c->gw), "gateway: shard %d: send limit (120 per 60 s) reached; payload held back",
+                c->p.id);
         return GH_ERATELIMIT;
     }
     return gh_ws_send_text(c->ws, txt, len);
@@ -343,8 +344,8 @@ static void send_heartbeat(struct conn *c)
 static void send_identify(struct conn *c)
 {
     struct gh_gateway *gw = c->gw;
-    json_object *o = json_object_new_object(), *d = json_object_new_object(), *props = json_object_new_object(),
-                *shard = json_object_new_array();
+    json_object *o = json_object_new_object(), *d = json_object_new_object(),
+                *props = json_object_new_object(), *shard = json_object_new_array();
 
     json_object_object_add(props, "os", json_object_new_string("linux"));
     json_object_object_add(props, "browser", json_object_new_string("guildhall"));
@@ -418,6 +419,10 @@ static void save_seq(struct conn *c, int64_t now)
 static void spool_push(struct gh_gateway *gw, const char *id, uint64_t guild_id, json_object *payload)
 {
     int64_t now = gh_mono_ms();
+    if (gw->spool_cap <= 0) {
+        json_object_put(payload);
+        return;
+    }
     if (gw->spool_n == gw->spool_cap) {
         struct spool_item *old = &gw->spool[(gw->spool_head - gw->spool_n + gw->spool_cap) % gw->spool_cap];
         json_object_put(old->payload);
@@ -491,7 +496,8 @@ static void enqueue_job(struct conn *c, const struct gh_event *ev)
     json_object_object_add(payload, "received_ms",
                            json_object_new_int64(gh_now_ms() - (gh_mono_us() - ev->received_us) / 1000));
     if (gw->spool_n == 0) {
-        int rc = gh_queue_enqueue(gw->ctx->redis, GH_QUEUE_DEFAULT, id, "gateway:event", ev->guild_id, payload, 0);
+        int rc =
+            gh_queue_enqueue(gw->ctx->redis, GH_QUEUE_DEFAULT, id, "gateway:event", ev->guild_id, payload, 0);
         if (rc == GH_OK || rc == GH_EDUPLICATE) {
             if (rc == GH_OK)
                 c->stats.jobs_enqueued++;
@@ -505,7 +511,8 @@ static void enqueue_job(struct conn *c, const struct gh_event *ev)
             return;
         }
         if (throttle(&gw->log_enqueue_ms, gh_mono_ms()))
-            GH_WARN(LG(gw), "gateway: Redis refused a job (%s); spooling jobs in memory and retrying every second",
+            GH_WARN(LG(gw),
+                    "gateway: Redis refused a job (%s); spooling jobs in memory and retrying every second",
                     id);
         gw->next_spool_ms = gh_mono_ms() + SPOOL_RETRY_MS;
     }
@@ -526,8 +533,8 @@ static void run_inline(struct conn *c, struct gh_event *const *evs, int n)
                 continue;
             int rc = h->inline_fn(gw->ctx, evs, n);
             if (rc != GH_OK && throttle(&gw->log_handler_ms, gh_mono_ms()))
-                GH_ERROR(LG(gw), "gateway: %s inline handler of %s failed on %d event(s): %s", f->name, name, n,
-                         gh_strerror(rc));
+                GH_ERROR(LG(gw), "gateway: %s inline handler of %s failed on %d event(s): %s", f->name, name,
+                         n, gh_strerror(rc));
         }
     }
 }
@@ -764,8 +771,9 @@ static void apply(struct conn *c, struct gh_shard_act a, int64_t now)
             gh_gwconfig_intents_text(gw->o.intents & GH_INTENTS_PRIVILEGED, names, sizeof(names));
             snprintf(priv, sizeof(priv), " (privileged intents identified with: %s)", names);
         }
-        GH_CRIT(LG(gw), "gateway: shard %d stopped: Discord closed the connection with %d (%s): %s%s", c->p.id,
-                c->p.fatal_code, gh_gw_close_name(c->p.fatal_code), gh_gw_close_advice(c->p.fatal_code), priv);
+        GH_CRIT(LG(gw), "gateway: shard %d stopped: Discord closed the connection with %d (%s): %s%s",
+                c->p.id, c->p.fatal_code, gh_gw_close_name(c->p.fatal_code),
+                gh_gw_close_advice(c->p.fatal_code), priv);
         if (c->p.fatal_code == 4004)
             gw->fatal_token = 1;
         write_status(c, "failed");
@@ -817,9 +825,10 @@ static int budget_allows(struct gh_gateway *gw, int64_t now)
             return 0;
         }
         if (throttle(&gw->log_budget_ms, now))
-            GH_WARN(LG(gw),
-                    "gateway: no identify left in the session start limit (0/%d); waiting %lld s for it to reset",
-                    gw->total, (long long)((gw->reset_at_ms - now) / 1000));
+            GH_WARN(
+                LG(gw),
+                "gateway: no identify left in the session start limit (0/%d); waiting %lld s for it to reset",
+                gw->total, (long long)((gw->reset_at_ms - now) / 1000));
         return 0;
     }
     if (now - gw->bot_fetched_ms > BOT_STALE_MS) {
@@ -836,7 +845,8 @@ static int budget_allows(struct gh_gateway *gw, int64_t now)
     if (gw->remaining <= IDENTIFY_RESERVE) {
         if (gw->last_reserve_identify_ms != 0 && now - gw->last_reserve_identify_ms < RESERVE_SPACING_MS)
             return 0;
-        GH_WARN(LG(gw), "gateway: only %d identify(s) left today (reserve %d): identifying one shard per minute",
+        GH_WARN(LG(gw),
+                "gateway: only %d identify(s) left today (reserve %d): identifying one shard per minute",
                 gw->remaining, IDENTIFY_RESERVE);
         return 2; /* one only */
     }
@@ -897,7 +907,8 @@ static void lease_tick(struct conn *c, int64_t now)
     if (rc < 0) {
         c->next_lease_ms = now + 1000;
         if (throttle(&gw->log_redis_ms, now))
-            GH_WARN(LG(gw), "gateway: Redis unreachable: shard leases not renewed (connected shards carry on)");
+            GH_WARN(LG(gw),
+                    "gateway: Redis unreachable: shard leases not renewed (connected shards carry on)");
         return;
     }
     if (rc == 1) {
@@ -977,7 +988,8 @@ static void write_status(struct conn *c, const char *state_override)
     fmt_field(&f[n++], "resumes", (long long)c->resumes);
     f[n].name = "error";
     snprintf(f[n++].value, sizeof(f[0].value), "%.63s", c->error);
-    if (gh_gwstate_status(gw->ctx->redis, c->p.id, f, n) != GH_OK && throttle(&gw->log_redis_ms, gh_mono_ms()))
+    if (gh_gwstate_status(gw->ctx->redis, c->p.id, f, n) != GH_OK &&
+        throttle(&gw->log_redis_ms, gh_mono_ms()))
         GH_WARN(LG(gw), "gateway: writing shard status to Redis failed");
 }
 
@@ -1014,8 +1026,10 @@ static void service_conn(struct conn *c, short revents, int64_t now)
     }
     if (c->p.state == GH_SHARD_CONNECTING && gh_ws_state(c->ws) == GH_WS_OPEN)
         c->p.state = GH_SHARD_HELLO;
-    if ((c->p.state == GH_SHARD_CONNECTING || c->p.state == GH_SHARD_HELLO) && now - c->connect_ms > HELLO_TIMEOUT_MS) {
-        GH_WARN(LG(gw), "gateway: shard %d: no HELLO within %d s; reconnecting", c->p.id, HELLO_TIMEOUT_MS / 1000);
+    if ((c->p.state == GH_SHARD_CONNECTING || c->p.state == GH_SHARD_HELLO) &&
+        now - c->connect_ms > HELLO_TIMEOUT_MS) {
+        GH_WARN(LG(gw), "gateway: shard %d: no HELLO within %d s; reconnecting", c->p.id,
+                HELLO_TIMEOUT_MS / 1000);
         apply(c, gh_shard_on_close(&c->p, 0, rnd01(gw)), now);
     }
 }
@@ -1128,7 +1142,8 @@ static void shutdown_all(struct gh_gateway *gw)
     gw->next_spool_ms = 0;
     spool_drain(gw, gh_mono_ms());
     if (gw->spool_n > 0)
-        GH_ERROR(LG(gw), "gateway: %d spooled job(s) could not reach Redis before exit and are lost", gw->spool_n);
+        GH_ERROR(LG(gw), "gateway: %d spooled job(s) could not reach Redis before exit and are lost",
+                 gw->spool_n);
 }
 
 int gh_gateway_run(struct gh_gateway *gw, volatile sig_atomic_t *stop)
@@ -1160,11 +1175,13 @@ int gh_gateway_run(struct gh_gateway *gw, volatile sig_atomic_t *stop)
         gh_shard_init(&gw->conns[i].p, first + i, gw->count);
     }
     gh_gwconfig_intents_text(gw->o.intents, text, sizeof(text));
-    GH_INFO(LG(gw),
-            "gateway: shards %d-%d of %d (Discord recommends %d), owner %s, url %s, compress %s, identifies left "
-            "%d/%d, max_concurrency %d, intents %llu (%s)",
-            first, last, gw->count, gw->recommended, gw->o.owner, gw->url, gw->o.zlib_stream ? "zlib-stream" : "none",
-            gw->remaining, gw->total, gw->max_concurrency, (unsigned long long)gw->o.intents, text);
+    GH_INFO(
+        LG(gw),
+        "gateway: shards %d-%d of %d (Discord recommends %d), owner %s, url %s, compress %s, identifies left "
+        "%d/%d, max_concurrency %d, intents %llu (%s)",
+        first, last, gw->count, gw->recommended, gw->o.owner, gw->url,
+        gw->o.zlib_stream ? "zlib-stream" : "none", gw->remaining, gw->total, gw->max_concurrency,
+        (unsigned long long)gw->o.intents, text);
 
     while (!*stop && !gw->fatal_token) {
         int64_t now = gh_mono_ms();
@@ -1185,8 +1202,9 @@ int gh_gateway_run(struct gh_gateway *gw, volatile sig_atomic_t *stop)
             if (c->ws) {
                 struct gh_shard_act a = gh_shard_tick(&c->p, now);
                 if (a.kind == GH_SACT_RECONNECT)
-                    GH_WARN(LG(gw), "gateway: shard %d: no heartbeat ACK since the last heartbeat (zombie "
-                                    "connection); closing with 4000 and resuming",
+                    GH_WARN(LG(gw),
+                            "gateway: shard %d: no heartbeat ACK since the last heartbeat (zombie "
+                            "connection); closing with 4000 and resuming",
                             c->p.id);
                 apply(c, a, now);
             }

@@ -179,7 +179,7 @@ uint64_t gh_gwconfig_intents(int64_t override, const struct gh_feature *const *f
     char text[512];
 
     if (override >= 0) {
-        want = (uint64_t)override;
+        want = (uint64_t) override;
     } else {
         want = GH_INTENT_GUILDS;
         for (size_t i = 0; features && features[i]; i++)

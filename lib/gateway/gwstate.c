@@ -36,7 +36,8 @@ int gh_gwstate_lease(struct gh_redis *r, int shard, const char *owner, char *hol
         return GH_EINVAL;
     snprintf(ttl, sizeof(ttl), "%d", GH_GW_LEASE_TTL_MS);
     rep = gh_redis_cmd(r, "EVAL %s 1 %s %s %s", LEASE_LUA, key, owner, ttl);
-    if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 && rep->element[0]->type == REDIS_REPLY_INTEGER) {
+    if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+        rep->element[0]->type == REDIS_REPLY_INTEGER) {
         rc = rep->element[0]->integer == 1 ? 1 : 0;
         if (holder && holder_len) {
             snprintf(holder, holder_len, "%s",

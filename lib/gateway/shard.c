@@ -1,29 +1,36 @@
 /* shard.c - the gateway protocol decisions of one shard (see shard.h). */
+#include <stddef.h>
 #include <string.h>
 
 #include "gateway/shard.h"
 
+static const struct {
+    int code;
+    const char *name;
+    int reconnect, new_session;
+} close_codes[] = {
+#define CLOSE_ROW(c, name, reconnect, new_session) {c, #name, reconnect, new_session},
+    GH_GW_CLOSE_CODES(CLOSE_ROW)
+#undef CLOSE_ROW
+};
+
 enum gh_gw_close_kind gh_gw_close_kind(int code)
 {
-    switch (code) {
-#define CLOSE_KIND(c, name, reconnect, new_session)                                                          \
-    case c:                                                                                                  \
-        return !(reconnect) ? GH_GW_CLOSE_FATAL : (new_session) ? GH_GW_CLOSE_NEW_SESSION : GH_GW_CLOSE_RESUME;
-        GH_GW_CLOSE_CODES(CLOSE_KIND)
-#undef CLOSE_KIND
+    for (size_t i = 0; i < sizeof(close_codes) / sizeof(close_codes[0]); i++) {
+        if (close_codes[i].code != code)
+            continue;
+        if (!close_codes[i].reconnect)
+            return GH_GW_CLOSE_FATAL;
+        return close_codes[i].new_session ? GH_GW_CLOSE_NEW_SESSION : GH_GW_CLOSE_RESUME;
     }
     return GH_GW_CLOSE_RESUME;
 }
 
 const char *gh_gw_close_name(int code)
 {
-    switch (code) {
-#define CLOSE_NAME(c, name, reconnect, new_session)                                                          \
-    case c:                                                                                                  \
-        return #name;
-        GH_GW_CLOSE_CODES(CLOSE_NAME)
-#undef CLOSE_NAME
-    }
+    for (size_t i = 0; i < sizeof(close_codes) / sizeof(close_codes[0]); i++)
+        if (close_codes[i].code == code)
+            return close_codes[i].name;
     return code == 0 ? "NO_CLOSE_CODE" : "UNKNOWN";
 }
 
@@ -236,7 +243,8 @@ struct gh_shard_act gh_shard_on_invalid_session(struct gh_shard *s, int resumabl
         rnd = 0;
     if (rnd >= 1)
         rnd = 0.999999;
-    int64_t delay = GH_GW_INVALID_MIN_MS + (int64_t)((double)(GH_GW_INVALID_MAX_MS - GH_GW_INVALID_MIN_MS) * rnd);
+    int64_t delay =
+        GH_GW_INVALID_MIN_MS + (int64_t)((double)(GH_GW_INVALID_MAX_MS - GH_GW_INVALID_MIN_MS) * rnd);
     return reconnect(s, 4000, delay, resumable);
 }
 
@@ -254,7 +262,8 @@ int64_t gh_gw_backoff_ms(int attempt, double rnd)
     if (base > GH_GW_BACKOFF_MAX_MS)
         base = GH_GW_BACKOFF_MAX_MS;
     /* half fixed, half jitter: spreads many shards reconnecting at once */
-    return base / 2 + (int64_t)((double)(base / 2) * rnd);
+    int64_t half = base / 2;
+    return half + (int64_t)((double)half * rnd);
 }
 
 struct gh_shard_act gh_shard_on_close(struct gh_shard *s, int code, double rnd)

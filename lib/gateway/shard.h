@@ -110,16 +110,16 @@ struct gh_shard {
     int64_t seq; /* last non-null s; 0 = none */
     /* heartbeats */
     int64_t hb_interval_ms;
-    int64_t hb_due_ms;     /* next heartbeat due; 0 = not heartbeating */
-    int64_t hb_sent_ms;    /* last heartbeat sent */
-    int awaiting_ack;      /* a heartbeat was sent and not acknowledged yet */
-    int64_t latency_ms;    /* last send -> ACK, -1 = unknown */
-    int64_t last_ack_ms;   /* 0 = none */
+    int64_t hb_due_ms;   /* next heartbeat due; 0 = not heartbeating */
+    int64_t hb_sent_ms;  /* last heartbeat sent */
+    int awaiting_ack;    /* a heartbeat was sent and not acknowledged yet */
+    int64_t latency_ms;  /* last send -> ACK, -1 = unknown */
+    int64_t last_ack_ms; /* 0 = none */
     /* reconnects */
-    int attempts;          /* consecutive failed connections since the last READY/RESUMED */
+    int attempts; /* consecutive failed connections since the last READY/RESUMED */
     int64_t reconnect_at_ms;
-    int want_resume;       /* next connection resumes (when a session is known) */
-    int fatal_code;        /* close code that stopped the shard */
+    int want_resume; /* next connection resumes (when a session is known) */
+    int fatal_code;  /* close code that stopped the shard */
     struct gh_gw_limiter limiter;
 };
 

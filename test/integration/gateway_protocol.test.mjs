@@ -381,5 +381,7 @@ test('a flood of 100,000 MESSAGE_CREATE events: all counted, memory bounded', as
   await waitFor(() => Number(status(0).messages) >= 100000, { timeout: 120000, interval: 500, message: '100,000 messages counted' });
   assert.equal(Number(status(0).messages), 100000);
   const rss = Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${g.pid}/status`, 'utf8'))[1]);
-  assert.ok(rss < 300 * 1024, `RSS ${rss} kB`);
+  // ASan (make check) keeps freed memory in quarantine: a looser bound there
+  const limit = /asan/.test(process.env.GH_BUILD ?? '') ? 1024 * 1024 : 300 * 1024;
+  assert.ok(rss < limit, `RSS ${rss} kB (limit ${limit} kB)`);
 });

@@ -26,8 +26,8 @@ static void shards_arg(void **state)
     assert_int_equal(r.first, 5);
     assert_int_equal(r.last, 5);
     assert_int_equal(gh_gwconfig_parse_shards("0-0/1", &r, err, sizeof(err)), GH_OK);
-    static const char *bad[] = {"",     "x",     "0-3",    "0-3/",  "3-1/8", "0-8/8", "0-1/0",
-                                "-1/2", "1-/2",  "0-1/2x", "0 - 1/2", "0-1/99999", "a-b/c"};
+    static const char *bad[] = {"",     "x",    "0-3",    "0-3/",    "3-1/8",     "0-8/8", "0-1/0",
+                                "-1/2", "1-/2", "0-1/2x", "0 - 1/2", "0-1/99999", "a-b/c"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         err[0] = '\0';
         assert_int_equal(gh_gwconfig_parse_shards(bad[i], &r, err, sizeof(err)), GH_EINVAL);
@@ -45,7 +45,8 @@ static void privileged_list(void **state)
     (void)state;
     assert_int_equal(gh_gwconfig_parse_privileged("", &bits, err, sizeof(err)), GH_OK);
     assert_int_equal(bits, 0);
-    assert_int_equal(gh_gwconfig_parse_privileged("members, Message_Content", &bits, err, sizeof(err)), GH_OK);
+    assert_int_equal(gh_gwconfig_parse_privileged("members, Message_Content", &bits, err, sizeof(err)),
+                     GH_OK);
     assert_int_equal(bits, GH_INTENT_GUILD_MEMBERS | GH_INTENT_MESSAGE_CONTENT);
     assert_int_equal(gh_gwconfig_parse_privileged("presences,GUILD_MEMBERS", &bits, err, sizeof(err)), GH_OK);
     assert_int_equal(bits, GH_INTENT_GUILD_MEMBERS | GH_INTENT_GUILD_PRESENCES);
@@ -55,7 +56,8 @@ static void privileged_list(void **state)
 
 static const struct gh_feature fa = {.name = "alpha",
                                      .intents = GH_INTENT_GUILD_MESSAGES | GH_INTENT_MESSAGE_CONTENT};
-static const struct gh_feature fb = {.name = "beta", .intents = GH_INTENT_GUILD_MEMBERS | GH_INTENT_GUILD_VOICE_STATES};
+static const struct gh_feature fb = {.name = "beta",
+                                     .intents = GH_INTENT_GUILD_MEMBERS | GH_INTENT_GUILD_VOICE_STATES};
 static const struct gh_feature fc = {.name = "gamma", .intents = 0};
 
 static void intents(void **state)

@@ -125,7 +125,8 @@ static void identify_lock(void **state)
 
 static void status_hash(void **state)
 {
-    struct gh_gw_field f[3] = {{.name = "state", .value = "ready"}, {.name = "guilds", .value = "12"},
+    struct gh_gw_field f[3] = {{.name = "state", .value = "ready"},
+                               {.name = "guilds", .value = "12"},
                                {.name = "owner", .value = "h:1"}};
     (void)state;
     NEED_REDIS();
@@ -161,8 +162,8 @@ static void redis_down(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(leases),         cmocka_unit_test(sessions),  cmocka_unit_test(identify_lock),
-        cmocka_unit_test(status_hash),    cmocka_unit_test(redis_down),
+        cmocka_unit_test(leases),      cmocka_unit_test(sessions),   cmocka_unit_test(identify_lock),
+        cmocka_unit_test(status_hash), cmocka_unit_test(redis_down),
     };
     return cmocka_run_group_tests_name("gw_state", tests, setup, teardown);
 }
