@@ -155,7 +155,6 @@ struct item {
     uint64_t hash;
 };
 
-/* Reads one dispatch; 0 when AutoMod does not look at it. */
 struct seen {
     uint64_t guild_id;
     const struct gh_am_settings *s;
@@ -171,7 +170,7 @@ static const struct gh_am_settings *chunk_settings(struct gh_ctx *ctx, struct se
         if (seen[i].guild_id == guild_id)
             return seen[i].s;
     s = gh_setcache_get(settings_cache(ctx), ctx, guild_id);
-    if (s && !s->post_loaded)
+    if (s && s->enabled && !s->post_loaded) /* a guild with AutoMod off costs no Redis reads */
         post_load(ctx, (struct gh_am_settings *)s); /* ours: the cache holds what parse_cb made */
     if (*n_seen < CHUNK) {
         seen[*n_seen].guild_id = guild_id;
@@ -181,6 +180,7 @@ static const struct gh_am_settings *chunk_settings(struct gh_ctx *ctx, struct se
     return s;
 }
 
+/* Reads one dispatch; 0 when AutoMod does not look at it. */
 static int read_msg(struct gh_ctx *ctx, struct gh_event *ev, int is_edit, struct item *it, struct seen *seen,
                     int *n_seen)
 {
