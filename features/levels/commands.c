@@ -24,6 +24,7 @@
 #include "discord/perms.h"
 #include "discord/respond.h"
 #include "gateway/intents.h"
+#include "store/pg.h"
 
 #include "features/levels/schema_json.h"
 
@@ -122,6 +123,39 @@ static int cmd_leaderboard(struct gh_ctx *ctx, const struct gh_interaction *ix, 
     return rc;
 }
 
+/* A refusal: a warn line "security: levels.refused" and a security_events
+ * row (best effort: a PostgreSQL failure is logged). */
+static void security_event(struct gh_ctx *ctx, const struct gh_interaction *ix, const char *sub,
+                           uint64_t target, const char *why)
+{
+    char gid[24], uid[24], tid[24], cmd[32], path[40];
+    json_object *d = json_object_new_object();
+
+    GH_WARN(&ctx->log,
+            "security: levels.refused: /xp %s by user %" PRIu64 " on %" PRIu64 " in guild %" PRIu64 ": %s",
+            sub, ix->user_id, target, ix->guild_id, why);
+    if (!d || !ctx->pg)
+        goto out;
+    snprintf(gid, sizeof(gid), "%" PRIu64, ix->guild_id);
+    snprintf(uid, sizeof(uid), "%" PRIu64, ix->user_id);
+    snprintf(tid, sizeof(tid), "%" PRIu64, target);
+    json_object_object_add(d, "reason", json_object_new_string(why));
+    snprintf(cmd, sizeof(cmd), "xp %s", sub);
+    snprintf(path, sizeof(path), "/xp %s", sub);
+    json_object_object_add(d, "command", json_object_new_string(cmd));
+    json_object_object_add(d, "target_id", json_object_new_string(tid));
+    if (gh_pg_command(ctx->pg,
+                      "INSERT INTO security_events (guild_id, user_id, kind, method, path, detail, corr) "
+                      "VALUES ($1, $2, 'levels.refused', 'COMMAND', '/xp reset', $3, $4)",
+                      4,
+                      (const char *const[]){gid, uid,
+                                            json_object_to_json_string_ext(d, JSON_C_TO_STRING_PLAIN),
+                                            ctx->log.corr}) != GH_OK)
+        GH_ERROR(&ctx->log, "security: could not record levels.refused in security_events");
+out:
+    json_object_put(d);
+}
+
 static int is_staff(const struct gh_interaction *ix, const struct gh_lv_settings *s)
 {
     if (gh_perms_has(ix->member_permissions, GH_PERM(MANAGE_GUILD)))
@@ -141,36 +175,46 @@ static int cmd_xp(struct gh_ctx *ctx, const struct gh_interaction *ix, struct gh
     const char *sub = gh_interaction_subcommand(ix), *opt = gh_interaction_option_str(ix, "user");
     uint64_t u = opt ? gh_snowflake_parse(opt) : 0;
     struct gh_lv_settings s;
-    int64_t before = 0;
-    int rc;
+    int64_t before = 0, after = 0, amount = 0;
+    int rc, give;
 
     if (ix->guild_id == 0)
         return reply(out, 1, "Levels exist only in servers.");
-    if (sub == NULL || strcmp(sub, "reset") != 0)
+    if (sub == NULL || (strcmp(sub, "reset") != 0 && strcmp(sub, "give") != 0 && strcmp(sub, "remove") != 0))
         return reply(out, 1, "Unknown /xp subcommand.");
     if (u == 0)
-        return reply(out, 1, "Choose the member whose XP to reset.");
+        return reply(out, 1, "Choose the member.");
     rc = gh_lv_settings_load(ctx, ix->guild_id, &s);
     if (rc != GH_OK && !gh_perms_has(ix->member_permissions, GH_PERM(MANAGE_GUILD)))
         return unavailable(ctx, "reading the settings", rc, out);
     if (!is_staff(ix, &s)) {
-        GH_WARN(&ctx->log,
-                "security: levels.refused: /xp reset by user %" PRIu64 " on %" PRIu64 " in guild %" PRIu64
-                ": needs Manage Server or an XP staff role",
-                ix->user_id, u, ix->guild_id);
-        return reply(out, 1, "You need the Manage Server permission or an XP staff role to reset XP.");
+        security_event(ctx, ix, sub, u, "needs Manage Server or an XP staff role");
+        return reply(out, 1, "You need the Manage Server permission or an XP staff role to change XP.");
     }
-    rc = gh_lv_reset(ctx, ix->guild_id, u, ix->user_id, &before);
-    if (rc == GH_EPG)
-        return reply(out, 1,
-                     "<@%" PRIu64
-                     ">'s XP is reset, but the record could not be written yet; it will be saved with "
-                     "the next flush. (ref %s)",
-                     u, ctx->log.corr);
-    if (rc != GH_OK)
-        return unavailable(ctx, "resetting XP", rc, out);
-    return reply(out, 1, "Reset <@%" PRIu64 ">'s XP (was %" PRId64 ", level %d) to 0.", u, before,
-                 gh_lv_level_for_xp(before));
+    if (strcmp(sub, "reset") == 0) {
+        rc = gh_lv_reset(ctx, ix->guild_id, u, ix->user_id, &before);
+        if (rc == GH_EPG)
+            return reply(out, 1,
+                         "<@%" PRIu64
+                         ">'s XP is reset, but the record could not be written yet; it will be saved "
+                         "with the next flush. (ref %s)",
+                         u, ctx->log.corr);
+        if (rc != GH_OK)
+            return unavailable(ctx, "resetting XP", rc, out);
+        return reply(out, 1, "Reset <@%" PRIu64 ">'s XP (was %" PRId64 ", level %d) to 0.", u, before,
+                     gh_lv_level_for_xp(before));
+    }
+    give = strcmp(sub, "give") == 0;
+    if (gh_interaction_option_int(ix, "amount", &amount) != GH_OK || amount < 1 || amount > 1000000)
+        return reply(out, 1, "The amount must be a whole number from 1 to 1000000.");
+    rc = gh_lv_adjust(ctx, ix->guild_id, u, give ? amount : -amount, ix->user_id, &before, &after);
+    if (rc != GH_OK && rc != GH_EPG)
+        return unavailable(ctx, give ? "giving XP" : "removing XP", rc, out);
+    if (give) /* a level reached this way is a level-up like any other (rewards, message) */
+        (void)gh_lv_levelup_enqueue(ctx, ix->guild_id, u, ix->channel_id, before, after, NULL);
+    return reply(out, 1, "<@%" PRIu64 "> now has %" PRId64 " XP (level %d; was %" PRId64 ", level %d).%s", u,
+                 after, gh_lv_level_for_xp(after), before, gh_lv_level_for_xp(before),
+                 rc == GH_EPG ? " The record will be saved with the next flush." : "");
 }
 
 static const struct gh_command levels_commands[] = {
@@ -194,11 +238,20 @@ static const struct gh_command levels_commands[] = {
      .type = 1,
      .options_json =
          "[{\"type\":1,\"name\":\"reset\",\"description\":\"Reset a member's XP to 0\",\"options\":"
-         "[{\"type\":6,\"name\":\"user\",\"description\":\"The member\",\"required\":true}]}]",
+         "[{\"type\":6,\"name\":\"user\",\"description\":\"The member\",\"required\":true}]},"
+         "{\"type\":1,\"name\":\"give\",\"description\":\"Give a member XP\",\"options\":"
+         "[{\"type\":6,\"name\":\"user\",\"description\":\"The member\",\"required\":true},"
+         "{\"type\":4,\"name\":\"amount\",\"description\":\"XP to give\",\"required\":true,"
+         "\"min_value\":1,\"max_value\":1000000}]},"
+         "{\"type\":1,\"name\":\"remove\",\"description\":\"Take XP from a member\",\"options\":"
+         "[{\"type\":6,\"name\":\"user\",\"description\":\"The member\",\"required\":true},"
+         "{\"type\":4,\"name\":\"amount\",\"description\":\"XP to take\",\"required\":true,"
+         "\"min_value\":1,\"max_value\":1000000}]}]",
      .default_member_permissions = "32",
      .contexts = GH_CTX_GUILD,
      .handler = cmd_xp,
-     .help = "/xp reset user: back to 0 XP (Manage Server or an XP staff role; recorded in the audit log)."},
+     .help = "/xp reset user: back to 0 XP; /xp give|remove user amount (Manage Server or an XP staff role; "
+             "recorded in the audit log)."},
 };
 
 static const struct gh_event_handler levels_events[] = {

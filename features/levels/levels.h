@@ -172,6 +172,13 @@ int gh_lv_leaderboard(struct gh_ctx *ctx, uint64_t guild_id, int page, int size,
  * (action levels.reset, before/after). GH_OK, GH_EREDIS (nothing changed),
  * GH_EPG (Redis already 0: the next flush writes it). */
 int gh_lv_reset(struct gh_ctx *ctx, uint64_t guild_id, uint64_t user_id, uint64_t actor_id, int64_t *before);
+/* Adds delta (may be negative; the total never goes below 0) to a user's
+ * total in Redis (leaderboard, dirty set) and writes the new total to
+ * PostgreSQL with an audit_log row (levels.give or levels.remove). *before
+ * and *after receive the totals. GH_OK, GH_EINVAL (delta 0), GH_EREDIS
+ * (nothing changed), GH_EPG (Redis changed: the next flush writes it). */
+int gh_lv_adjust(struct gh_ctx *ctx, uint64_t guild_id, uint64_t user_id, int64_t delta, uint64_t actor_id,
+                 int64_t *before, int64_t *after);
 /* Stores the guild's effective premium rank for the inline handler. */
 void gh_lv_tier_refresh(struct gh_ctx *ctx, uint64_t guild_id, int *rank);
 

@@ -553,3 +553,70 @@ int gh_lv_reset(struct gh_ctx *ctx, uint64_t guild_id, uint64_t user_id, uint64_
     GH_INFO(&ctx->log, "levels: user %s of guild %s reset from %" PRId64 " XP by %s", uid, gid, old, actor);
     return GH_OK;
 }
+
+/* KEYS: xp, lb, dirty. ARGV: user, delta. -> {old, new} */
+static const char adjust_lua[] = "local old = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
+                                 "local new = old + tonumber(ARGV[2])\n"
+                                 "if new < 0 then new = 0 end\n"
+                                 "redis.call('SET', KEYS[1], new)\n"
+                                 "redis.call('ZADD', KEYS[2], new, ARGV[1])\n"
+                                 "redis.call('SADD', KEYS[3], ARGV[1])\n"
+                                 "return {old, new}\n";
+
+int gh_lv_adjust(struct gh_ctx *ctx, uint64_t guild_id, uint64_t user_id, int64_t delta, uint64_t actor_id,
+                 int64_t *before, int64_t *after)
+{
+    char xpk[96], lb[80], dirty[80], gid[24], uid[24], actor[24], d[24], bj[64], aj[64], xs[24], ls[16];
+    const char *action = delta > 0 ? "levels.give" : "levels.remove";
+    redisReply *r;
+    int rc;
+
+    if (delta == 0)
+        return GH_EINVAL;
+    rc = gh_lv_seed(ctx, guild_id);
+    if (rc != GH_OK)
+        return rc;
+    idstr(gid, sizeof(gid), guild_id);
+    idstr(uid, sizeof(uid), user_id);
+    idstr(actor, sizeof(actor), actor_id);
+    snprintf(d, sizeof(d), "%" PRId64, delta);
+    gh_key_guild(xpk, sizeof(xpk), guild_id, "levels", "xp:%s", uid);
+    gh_key_guild(lb, sizeof(lb), guild_id, "levels", "lb");
+    gh_key_guild(dirty, sizeof(dirty), guild_id, "levels", "dirty");
+    r = gh_redis_cmd(ctx->redis, "EVAL %s 3 %s %s %s %s %s", adjust_lua, xpk, lb, dirty, uid, d);
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+        GH_ERROR(&ctx->log, "levels: %s of %s XP to user %s in guild %s failed in Redis", action, d, uid,
+                 gid);
+        freeReplyObject(r);
+        return GH_EREDIS;
+    }
+    *before = r->element[0]->integer;
+    *after = r->element[1]->integer;
+    freeReplyObject(r);
+    snprintf(bj, sizeof(bj), "{\"xp\":%" PRId64 "}", *before);
+    snprintf(aj, sizeof(aj), "{\"xp\":%" PRId64 "}", *after);
+    snprintf(xs, sizeof(xs), "%" PRId64, *after);
+    snprintf(ls, sizeof(ls), "%d", gh_lv_level_for_xp(*after));
+    if (gh_pg_begin(ctx->pg) != GH_OK)
+        return GH_EPG;
+    if (gh_pg_command(ctx->pg, "INSERT INTO guilds (id) VALUES ($1) ON CONFLICT (id) DO NOTHING", 1,
+                      (const char *const[]){gid}) != GH_OK ||
+        gh_pg_command(
+            ctx->pg,
+            "INSERT INTO levels_members (guild_id, user_id, xp, level) VALUES ($1, $2, $3, $4) "
+            "ON CONFLICT (guild_id, user_id) DO UPDATE SET xp = EXCLUDED.xp, level = EXCLUDED.level",
+            4, (const char *const[]){gid, uid, xs, ls}) != GH_OK ||
+        gh_pg_command(ctx->pg,
+                      "INSERT INTO audit_log (guild_id, actor_id, action, target, before, after, corr) "
+                      "VALUES ($1, NULLIF($2::bigint, 0), $3, 'user:' || $4, $5::jsonb, $6::jsonb, $7)",
+                      7, (const char *const[]){gid, actor, action, uid, bj, aj, ctx->log.corr}) != GH_OK ||
+        gh_pg_commit(ctx->pg) != GH_OK) {
+        GH_ERROR(&ctx->log, "levels: %s of user %s in guild %s not recorded in PostgreSQL: %s", action, uid,
+                 gid, gh_pg_errmsg(ctx->pg));
+        (void)gh_pg_rollback(ctx->pg);
+        return GH_EPG;
+    }
+    GH_INFO(&ctx->log, "levels: %s %s XP for user %s of guild %s (%" PRId64 " -> %" PRId64 ") by %s", action,
+            d, uid, gid, *before, *after, actor);
+    return GH_OK;
+}

@@ -127,6 +127,11 @@ test('/xp reset: refused without Manage Server (nothing changes); an admin reset
   assert.equal(no.body.data.flags & 64, 64, 'ephemeral refusal');
   assert.match(no.body.data.content, /Manage Server/);
   assert.equal(R('GET', `bot:{${gid}}:levels:xp:${users.member.id}`), '777');
+  const sec = await waitFor(() => {
+    const r = query(db, `SELECT user_id::text AS u, detail->>'target_id' AS target FROM security_events WHERE guild_id = :'g' AND kind = 'levels.refused'`, { g: gid });
+    return r.length ? r : null;
+  }, { message: 'the security event of the refusal' });
+  assert.deepEqual(sec, [{ u: users.member.id, target: users.member.id }]);
   void target;
   const yes = await h.send(chatInput('xp', { guild: g, user: 'admin', options: [{ type: 1, name: 'reset', options: [{ type: 6, name: 'user', value: users.member.id }] }] }));
   assertNoPings(yes.body.data);
@@ -261,4 +266,34 @@ test('settings API: the levels schema takes rules, rewards and multipliers, refu
   const high = await owner.put(`/guilds/${gid}/settings/levels`, { document: { ...doc, role_rewards: [{ level: 1, role_id: g.roles.admin.id }] }, version });
   assert.equal(high.status, 403, high.text);
   assert.equal(high.body.error.code, 'role_hierarchy');
+});
+
+test('/xp give and /xp remove: totals in Redis and PostgreSQL, audit rows, a level reached notifies; never below 0', async (t) => {
+  const g = await h.newGuild(t);
+  const gid = g.guild.id;
+  const u = users.member.id;
+  settings(gid, { enabled: true, notify_template: 'Level {level} for {user}' });
+  seedXp(gid, { [u]: 90 });
+  const sub = (name, amount) => [{ type: 1, name, options: [{ type: 6, name: 'user', value: u }, { type: 4, name: 'amount', value: amount }] }];
+  const since = await h.fake.seq();
+  const give = await h.send(chatInput('xp', { guild: g, user: 'admin', options: sub('give', 200) }));
+  assertNoPings(give.body.data);
+  assert.match(give.body.data.content, /now has 290 XP \(level 2; was 90, level 0\)/);
+  assert.equal(R('GET', `bot:{${gid}}:levels:xp:${u}`), '290');
+  assert.equal(R('ZSCORE', `bot:{${gid}}:levels:lb`, u), '290');
+  assert.deepEqual(query(db, `SELECT xp::text, level FROM levels_members WHERE guild_id = :'g' AND user_id = :'u'`, { g: gid, u }),
+    [{ xp: '290', level: 2 }]);
+  const msg = await h.fake.waitForRequests({ method: 'POST', path: `/api/v10/channels/${g.channels.general.id}/messages`, since },
+    { message: 'the level-up message of /xp give' });
+  assert.equal(msg[0].body.content, `Level 2 for <@${u}>`);
+  assert.deepEqual(msg[0].body.allowed_mentions, { parse: [], users: [u] });
+  const rm = await h.send(chatInput('xp', { guild: g, user: 'admin', options: sub('remove', 1000) }));
+  assert.match(rm.body.data.content, /now has 0 XP/);
+  assert.equal(R('GET', `bot:{${gid}}:levels:xp:${u}`), '0');
+  const audit = query(db, `SELECT action, before->>'xp' AS b, after->>'xp' AS a FROM audit_log WHERE guild_id = :'g' AND action LIKE 'levels.%' ORDER BY id`, { g: gid });
+  assert.deepEqual(audit, [{ action: 'levels.give', b: '90', a: '290' }, { action: 'levels.remove', b: '290', a: '0' }]);
+  // a member without Manage Server cannot
+  const no = await h.send(chatInput('xp', { guild: g, user: 'member', perms: PERMS.MEMBER, options: sub('give', 5) }));
+  assert.match(no.body.data.content, /Manage Server/);
+  assert.equal(R('GET', `bot:{${gid}}:levels:xp:${u}`), '0');
 });

@@ -21,9 +21,9 @@
 #define gh_feature_utility fixture_beta
 #define gh_feature_premium fixture_gamma
 #define gh_feature_moderation fixture_gamma /* the real table is not linked here */
-#define gh_feature_automod fixture_gamma /* its jobs reach the registry: keep the real one out */
-#define gh_feature_levels fixture_gamma     /* same (levels pulls the registry in through its jobs and routes) */
-#define gh_feature_events fixture_gamma  /* its jobs reach the registry: keep the real one out */
+#define gh_feature_automod fixture_gamma    /* its jobs reach the registry: keep the real one out */
+#define gh_feature_events fixture_gamma     /* its jobs reach the registry: keep the real one out */
+#define gh_feature_levels fixture_gamma     /* the same for levels (its jobs and routes) */
 #include "features/registry.c"
 
 static int handled;
