@@ -23,7 +23,7 @@
 # Starts the bench stack itself unless GH_BENCH_STACK_UP=1 (scripts/bench.sh, which has it up).
 set -uo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$REPO"
+cd "$REPO" || exit 1
 export BENCH_GW_EVENTS=${BENCH_GW_EVENTS:-100000} BENCH_GW_GUILDS=${BENCH_GW_GUILDS:-20}
 export BENCH_GW_USERS=${BENCH_GW_USERS:-5000} BENCH_GW_BAD_EVERY=${BENCH_GW_BAD_EVERY:-10}
 export BENCH_GW_RATE=${BENCH_GW_RATE:-0} BENCH_GW_SEED=${BENCH_GW_SEED:-7} BENCH_GW_HB_MS=${BENCH_GW_HB_MS:-10000}
@@ -84,7 +84,7 @@ pin_tree 1 "$(pidof_file "$RUN/redis.pid")" "$(head -1 "$PG_DATA/postmaster.pid"
 # ours' run only: stopped for the section, as test/bench/jobs.sh does; the jobs wait in the queue.
 cron=$(pidof_file "$RUN/cron.spawn.pid")
 if [ -n "$cron" ] && kill -TERM "$cron" 2>/dev/null; then
-  for i in $(seq 1 300); do kill -0 "$cron" 2>/dev/null || break; sleep 0.1; done
+  for _ in $(seq 1 300); do kill -0 "$cron" 2>/dev/null || break; sleep 0.1; done
   kill -0 "$cron" 2>/dev/null && { echo "gateway bench: the stack's cron loop ($cron) did not stop within 30 s"; exit 1; }
 fi
 drive() { GATEWAY_STATUS_INTERVAL_MS=$STATUS_MS taskset -c 1 node test/bench/gateway.mjs "$@"; }
