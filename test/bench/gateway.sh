@@ -40,11 +40,11 @@ WRAPPERS=()
 # (cpu.py sums its tree; once the contestant exits and is reaped, its CPU is in the subshell's
 # cutime/cstime, so a reading after a quick exit is still whole).
 stop_contestant() { # wrapper pid [seconds to wait for it to exit by itself]
-  local w=$1 grace=${2:-0} c i
-  for i in $(seq 1 $((grace * 10))); do kill -0 "$w" 2>/dev/null || break; sleep 0.1; done
+  local w=$1 grace=${2:-0} c _
+  for _ in $(seq 1 $((grace * 10))); do kill -0 "$w" 2>/dev/null || break; sleep 0.1; done
   kill -0 "$w" 2>/dev/null || { wait "$w" 2>/dev/null; return 0; }
   for c in $(pgrep -P "$w"); do kill -TERM "$c" 2>/dev/null; done
-  for i in $(seq 1 100); do kill -0 "$w" 2>/dev/null || break; sleep 0.1; done
+  for _ in $(seq 1 100); do kill -0 "$w" 2>/dev/null || break; sleep 0.1; done
   if kill -0 "$w" 2>/dev/null; then
     echo "gateway bench: pid $w did not stop within 10 s of SIGTERM: killed" >&2
     for c in $(pgrep -P "$w"); do kill -KILL "$c" 2>/dev/null; done
