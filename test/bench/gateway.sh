@@ -105,7 +105,8 @@ contest() { # name outfile cwd cmd...: runs cmd in cwd pinned to CPU 0 and keeps
   local name=$1 out=$2 cwd=$3 w j; shift 3
   drive fresh 2>>"$LOGS/gateway-bench.log" || { echo "gateway bench: $name: resetting the fake gateway failed: $(tail -1 "$LOGS/gateway-bench.log")"; return 1; }
   : > "$out"
-  ( cd "$cwd" && taskset -c 0 "$@" >"$out" 2>"$out.err"; echo $? > "$out.rc" ) &
+  # (the subshell's own stderr dropped: bash would print "Terminated" when we stop the contestant)
+  ( cd "$cwd" && taskset -c 0 "$@" >"$out" 2>"$out.err"; echo $? > "$out.rc" ) 2>/dev/null &
   w=$!
   WRAPPERS+=("$w")
   [ "$name" = discordjs ] && echo "$w" > "$RUN/peer-discordjs.pid"
@@ -113,7 +114,7 @@ contest() { # name outfile cwd cmd...: runs cmd in cwd pinned to CPU 0 and keeps
     R[$name]=$j
     echo "$j" >> "$LOGS/gateway-bench.log"
   else
-    echo "gateway bench: $name: $(tail -1 "$LOGS/gateway-bench.log") (output: $out, $out.err)"
+    echo "gateway bench: $name: $(tail -1 "$LOGS/gateway-bench.log" | sed 's/^gateway bench: //') (output: $out, $out.err)"
     stop_contestant "$w"; rm -f "$RUN/peer-discordjs.pid"; return 1
   fi
   # the peer exits by itself 200 ms after its result; ours stops on SIGTERM
