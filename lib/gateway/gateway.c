@@ -34,6 +34,7 @@
 #define IDENTIFY_RESERVE 5       /* below this many identifies left, space them out */
 #define RESERVE_SPACING_MS 60000 /* one identify per minute inside the reserve */
 #define IDENTIFY_WINDOW_MS 5000  /* max_concurrency identifies per bucket per 5 s */
+#define IDENTIFY_MARGIN_MS 500   /* counted from our send: Discord counts from its receipt */
 #define STANDBY_RETRY_MS 3000    /* a shard owned elsewhere: try its lease this often */
 #define SEQ_SAVE_MS 1000         /* session seq written at least this often */
 #define SPOOL_RETRY_MS 1000
@@ -360,6 +361,12 @@ static void send_identify(struct conn *c)
     json_object_object_add(o, "op", json_object_new_int(GH_GW_OP_IDENTIFY));
     json_object_object_add(o, "d", d);
     if (send_payload(c, o, 0) == GH_OK) {
+        /* the bucket's 5 s count from now (plus a margin for the trip) */
+        int key = c->p.id % gw->max_concurrency;
+        int64_t window = IDENTIFY_WINDOW_MS + IDENTIFY_MARGIN_MS;
+        if (key < gw->nkeys)
+            gw->key_free_at[key] = gh_mono_ms() + window;
+        gh_gwstate_identify_extend(gw->ctx->redis, key, (int)window);
         c->identifies++;
         GH_INFO(LG(gw), "gateway: shard %d/%d: identifying (intents %llu)", c->p.id, c->p.count,
                 (unsigned long long)gw->o.intents);

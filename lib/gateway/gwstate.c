@@ -154,6 +154,15 @@ int gh_gwstate_identify_lock(struct gh_redis *r, int key_no)
     return rc;
 }
 
+int gh_gwstate_identify_extend(struct gh_redis *r, int key_no, int px_ms)
+{
+    char key[96];
+
+    if (key_of(key, sizeof(key), "identify", key_no) != GH_OK)
+        return GH_EINVAL;
+    return ok_reply(gh_redis_cmd(r, "SET %s 1 PX %d", key, px_ms)) ? GH_OK : GH_EREDIS;
+}
+
 int gh_gwstate_status(struct gh_redis *r, int shard, const struct gh_gw_field *fields, int n)
 {
     char key[96], id[16];

@@ -45,6 +45,9 @@ int gh_gwstate_session_delete(struct gh_redis *r, int shard);
 /* SET NX PX 5000 on bucket key's identify lock: 1 taken, 0 busy (another
  * process identified within 5 s), GH_EREDIS. */
 int gh_gwstate_identify_lock(struct gh_redis *r, int key);
+/* Restarts the lock's PX ms when the IDENTIFY actually goes out (the
+ * window counts from Discord's receipt, not from our connect). */
+int gh_gwstate_identify_extend(struct gh_redis *r, int key, int px_ms);
 
 /* One status field. */
 struct gh_gw_field {

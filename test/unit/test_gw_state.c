@@ -121,6 +121,11 @@ static void identify_lock(void **state)
     assert_int_equal(gh_gwstate_identify_lock(r, 1), 1);
     long long t = ttl_ms("bot:{global}:gateway:identify:0");
     assert_true(t > 4000 && t <= GH_GW_IDENTIFY_LOCK_MS);
+    /* restarted when the IDENTIFY goes out */
+    assert_int_equal(gh_gwstate_identify_extend(r, 0, 5500), GH_OK);
+    t = ttl_ms("bot:{global}:gateway:identify:0");
+    assert_true(t > 5000 && t <= 5500);
+    assert_int_equal(gh_gwstate_identify_lock(r, 0), 0);
 }
 
 static void status_hash(void **state)
