@@ -199,7 +199,7 @@ for n in discordjs guildhall; do
     j=${R[guildhall]}
     echo "guildhall  heartbeat lateness p99 $(field "$j" hb_late_p99_us) us under load (its own measure);" \
          "AutoMod frame-to-REST-call p50 $(field "$j" urgent_p50_us) us, p99 $(field "$j" urgent_p99_us) us (goal p99 < 20000 us);" \
-         "$(field "$j" automod_hits) messages matched a rule; $(field "$j" jobs_enqueued) jobs left for the worker (stopped during the section)"
+         "$(field "$j" automod_hits) messages matched a rule; $(field "$j" jobs_enqueued) events turned into jobs (the worker is stopped during the section)"
   fi
 done
 
