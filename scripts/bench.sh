@@ -6,10 +6,19 @@
 # p50, p99 and CPU-seconds per request over every server-side process (from /proc), with our
 # ratios. Fails on any non-2xx response or socket error.
 # Then the job bench (test/bench/jobs.sh): jobs per worker CPU-second against BullMQ, timer lateness.
+# Then the gateway bench (test/bench/gateway.sh): MESSAGE_CREATE per CPU-second of guildhall-gateway
+# with every AutoMod rule and XP on against the discord.js peer, fed the same stream by the fake.
 #   BENCH_SECONDS=10 BENCH_CONNS=64 scripts/bench.sh
+#   scripts/bench.sh gateway      only the gateway bench (its own stack; BENCH_GW_* in gateway.sh)
+#   BENCH_SKIP_JOBS=1 / BENCH_SKIP_GATEWAY=1 leave a section out of the full run
 set -uo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 cd "$REPO"
+case "${1:-}" in
+  gateway) exec test/bench/gateway.sh ;;
+  "") ;;
+  *) echo "usage: scripts/bench.sh [gateway]" >&2; exit 2 ;;
+esac
 SECS=${BENCH_SECONDS:-10}
 CONNS=${BENCH_CONNS:-64}
 BIG=${BENCH_BIG_CONNS:-1000}
@@ -170,4 +179,8 @@ echo "dashboard HTML + CSS + JS: $size bytes uncompressed (goal < 150 KB = 15360
 # The job system: our worker against the BullMQ peer on the same Redis, and timer lateness
 # (test/bench/jobs.sh; it stops this stack's cron loop, so it runs last).
 if [ "${BENCH_SKIP_JOBS:-0}" != 1 ]; then GH_BENCH_STACK_UP=1 test/bench/jobs.sh || fail=1; fi
+
+# The gateway: guildhall-gateway against the discord.js peer, the same stream from the fake gateway
+# (test/bench/gateway.sh; it pins the stack to CPU 1 and each bot to CPU 0, so it runs last).
+if [ "${BENCH_SKIP_GATEWAY:-0}" != 1 ]; then GH_BENCH_STACK_UP=1 test/bench/gateway.sh || fail=1; fi
 exit $fail
