@@ -180,7 +180,7 @@ int gh_jobspool_drain(struct gh_ctx *ctx, int64_t now_ms)
                    : GH_EJSON;
         json_object_put(p);
         if (rc == GH_EREDIS) {
-            s->next_try_ms = now_ms + GH_JOBSPOOL_RETRY_MS;
+            s->next_try_ms = gh_mono_ms() + GH_JOBSPOOL_RETRY_MS; /* now_ms may be INT64_MAX */
             break;
         }
         if (rc != GH_OK && rc != GH_EDUPLICATE)
