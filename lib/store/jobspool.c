@@ -132,8 +132,8 @@ static int push(struct gh_ctx *ctx, const char *queue, const char *id, const cha
     return GH_OK;
 }
 
-static int enqueue_now(struct gh_ctx *ctx, const char *queue, const char *id, const char *kind, uint64_t guild_id,
-                json_object *payload, int64_t deadline_ms, int64_t due_ms)
+static int enqueue_now(struct gh_ctx *ctx, const char *queue, const char *id, const char *kind,
+                       uint64_t guild_id, json_object *payload, int64_t deadline_ms, int64_t due_ms)
 {
     if (due_ms > 0)
         return gh_queue_enqueue_at(ctx->redis, queue, id, kind, guild_id, payload, deadline_ms, due_ms);
@@ -160,8 +160,9 @@ int gh_jobspool_enqueue(struct gh_ctx *ctx, const char *queue, const char *id, c
     if (rc != GH_EREDIS)
         return rc;
     if (throttle(&s->log_refused_ms, gh_mono_ms()))
-        GH_WARN(&ctx->log, "jobspool: Redis refused job %s (%s); keeping jobs in memory and retrying every %d ms",
-                id, kind, GH_JOBSPOOL_RETRY_MS);
+        GH_WARN(&ctx->log,
+                "jobspool: Redis refused job %s (%s); keeping jobs in memory and retrying every %d ms", id,
+                kind, GH_JOBSPOOL_RETRY_MS);
     s->next_try_ms = gh_mono_ms() + GH_JOBSPOOL_RETRY_MS;
     return push(ctx, queue, id, kind, guild_id, payload, deadline_ms, due_ms);
 }
@@ -176,15 +177,17 @@ int gh_jobspool_drain(struct gh_ctx *ctx, int64_t now_ms)
     while (s->n > 0) {
         struct item *it = oldest(s);
         json_object *p = json_tokener_parse(it->payload);
-        int rc = p ? enqueue_now(ctx, it->queue, it->id, it->kind, it->guild_id, p, it->deadline_ms, it->due_ms)
-                   : GH_EJSON;
+        int rc =
+            p ? enqueue_now(ctx, it->queue, it->id, it->kind, it->guild_id, p, it->deadline_ms, it->due_ms)
+              : GH_EJSON;
         json_object_put(p);
         if (rc == GH_EREDIS) {
             s->next_try_ms = gh_mono_ms() + GH_JOBSPOOL_RETRY_MS; /* now_ms may be INT64_MAX */
             break;
         }
         if (rc != GH_OK && rc != GH_EDUPLICATE)
-            GH_ERROR(&ctx->log, "jobspool: spooled job %s (%s) dropped: %s", it->id, it->kind, gh_strerror(rc));
+            GH_ERROR(&ctx->log, "jobspool: spooled job %s (%s) dropped: %s", it->id, it->kind,
+                     gh_strerror(rc));
         else
             sent++;
         pop_oldest(s);

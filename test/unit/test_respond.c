@@ -432,7 +432,8 @@ static void test_response_argument_checks(void **state)
 
 static void test_msg_nonce(void **state)
 {
-    json_object *a = json_object_new_object(), *b = json_object_new_object(), *c = json_object_new_object(), *v;
+    json_object *a = json_object_new_object(), *b = json_object_new_object(), *c = json_object_new_object(),
+                *v;
     const char *na, *nb, *nc;
 
     (void)state;
