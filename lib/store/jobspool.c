@@ -167,6 +167,19 @@ int gh_jobspool_enqueue(struct gh_ctx *ctx, const char *queue, const char *id, c
     return push(ctx, queue, id, kind, guild_id, payload, deadline_ms, due_ms);
 }
 
+int gh_jobspool_keep(struct gh_ctx *ctx, const char *queue, const char *id, const char *kind,
+                     uint64_t guild_id, json_object *payload, int64_t deadline_ms, int64_t due_ms)
+{
+    if (!ctx || !ctx->spool || !id || !kind)
+        return GH_EINVAL;
+    queue = queue_of(ctx, queue);
+    if (!gh_queue_name_ok(queue) || !id[0] || strlen(id) >= sizeof(((struct gh_job *)0)->id) || !kind[0])
+        return GH_EINVAL;
+    if (ctx->spool->n == 0)
+        ctx->spool->next_try_ms = gh_mono_ms() + GH_JOBSPOOL_RETRY_MS;
+    return push(ctx, queue, id, kind, guild_id, payload, deadline_ms, due_ms);
+}
+
 int gh_jobspool_drain(struct gh_ctx *ctx, int64_t now_ms)
 {
     struct gh_jobspool *s = ctx ? ctx->spool : NULL;

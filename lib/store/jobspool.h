@@ -42,6 +42,14 @@ void gh_jobspool_free(struct gh_jobspool *s);
 int gh_jobspool_enqueue(struct gh_ctx *ctx, const char *queue, const char *id, const char *kind,
                         uint64_t guild_id, json_object *payload, int64_t deadline_ms, int64_t due_ms);
 
+/* Keeps a job in ctx->spool without trying Redis first: for a caller that
+ * sent its jobs some other way (a pipelined batch) and saw Redis refuse
+ * them, or that found gh_jobspool_len > 0 (order). Arguments as
+ * gh_jobspool_enqueue. GH_OK, GH_EINVAL (no spool, bad queue name or id),
+ * GH_ENOMEM. */
+int gh_jobspool_keep(struct gh_ctx *ctx, const char *queue, const char *id, const char *kind,
+                     uint64_t guild_id, json_object *payload, int64_t deadline_ms, int64_t due_ms);
+
 /* Queues the spooled jobs in order through ctx->redis until Redis refuses
  * one (that one and those behind it stay) - when now_ms (gh_mono_ms) has
  * reached the next retry time (GH_JOBSPOOL_RETRY_MS after the last refusal);

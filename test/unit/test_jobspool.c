@@ -233,6 +233,32 @@ static void test_duplicates_are_done(void **state)
     gh_jobspool_free(s);
 }
 
+static void test_keep_without_trying(void **state)
+{
+    struct gh_jobspool *s = gh_jobspool_new(10);
+    struct gh_ctx ctx;
+    json_object *p = json_object_new_object();
+    int ns[16], k;
+
+    (void)state;
+    ctx_init(&ctx, live, NULL);
+    assert_int_equal(gh_jobspool_keep(&ctx, NULL, "js:keep:1", "test:spool", 7, p, 0, 0),
+                     GH_EINVAL); /* no spool */
+    ctx.spool = s;
+    json_object_object_add(p, "n", json_object_new_int(1));
+    assert_int_equal(gh_jobspool_keep(&ctx, NULL, "js:keep:1", "test:spool", 7, p, 0, 0), GH_OK);
+    json_object_put(p);
+    assert_int_equal(gh_queue_len(live, queue, "ready"), 0);  /* Redis up, but not tried */
+    assert_int_equal(enqueue_n(&ctx, "js:keep:2", 2), GH_OK); /* behind it */
+    assert_int_equal(gh_jobspool_len(s), 2);
+    assert_int_equal(gh_jobspool_drain(&ctx, INT64_MAX), 2);
+    take_all(ns, 16, &k);
+    assert_int_equal(k, 2);
+    assert_int_equal(ns[0], 1);
+    assert_int_equal(ns[1], 2);
+    gh_jobspool_free(s);
+}
+
 static void test_delayed_keeps_due(void **state)
 {
     struct gh_jobspool *s = gh_jobspool_new(10);
@@ -266,6 +292,7 @@ int main(void)
         cmocka_unit_test_setup(test_order_kept_after_outage, each),
         cmocka_unit_test_setup(test_bound_drops_oldest, each),
         cmocka_unit_test_setup(test_duplicates_are_done, each),
+        cmocka_unit_test_setup(test_keep_without_trying, each),
         cmocka_unit_test_setup(test_delayed_keeps_due, each),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
