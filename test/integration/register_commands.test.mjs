@@ -34,7 +34,7 @@ test('register-commands: every registry command is accepted by Discord\'s schema
   for (const r of puts) assert.equal(r.status, 200, `${r.path}: ${JSON.stringify(r.response ?? r.errors ?? '')}`);
 
   const listed = await fetch(`${stack.GH_FAKE_DISCORD_URL}/api/v10/applications/${APPLICATION_ID}/guilds/${DEMO_GUILD_ID}/commands`,
-    { headers: { Authorization: `Bot ${stack.DISCORD_TOKEN}` } });
+    { headers: { Authorization: `Bot ${stack.DISCORD_TOKEN}`, 'User-Agent': 'DiscordBot (https://guildhall.test, 1.0)' } });
   assert.equal(listed.status, 200);
   assert.deepEqual((await listed.json()).map((c) => c.name).sort(), [...names].sort());
 });
