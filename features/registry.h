@@ -41,7 +41,8 @@ typedef int (*gh_job_fn)(struct gh_ctx *ctx, const struct gh_job *job);
  *    a handler can pipeline its Redis commands for the whole batch in one
  *    round trip. It may use ctx->redis (blocking, short timeout) and
  *    ctx->rest ONLY through gh_rest_submit (non-blocking; the loop drives
- *    gh_rest_poll), and enqueue jobs (gh_queue_enqueue). It must never touch
+ *    gh_rest_poll), and enqueue jobs (gh_jobspool_enqueue, store/jobspool.h:
+ *    kept in the gateway's spool while Redis refuses them). It must never touch
  *    PostgreSQL except through gh_setcache_get (lib/store/setcache.h: a
  *    guild's parsed settings, cached in the process for
  *    GATEWAY_SETTINGS_TTL_MS, read from Redis and on a miss from PostgreSQL),

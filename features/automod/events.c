@@ -42,6 +42,7 @@
 #include "features/automod/automod.h"
 #include "features/premium/premium.h"
 #include "gateway/gwstats.h"
+#include "store/jobspool.h"
 #include "store/queue.h"
 #include "store/redis.h"
 #include "store/setcache.h"
@@ -431,8 +432,9 @@ static void enqueue_offence(struct gh_ctx *ctx, const struct item *it, const str
     json_object_object_add(p, "excerpt", excerpt(it->m.content, it->m.len));
     json_object_object_add(p, "matched", json_object_new_string(h->matched));
     json_object_object_add(p, "detected_ms", json_object_new_int64(gh_now_ms()));
-    rc = gh_queue_enqueue(ctx->redis, ctx->queue ? ctx->queue : GH_QUEUE_DEFAULT, id, GH_AM_JOB_OFFENCE,
-                          it->m.guild_id, p, 0);
+    /* spooled in gateway-lite while Redis refuses it: the record and the
+     * warn/kick/ban follow once Redis is back */
+    rc = gh_jobspool_enqueue(ctx, NULL, id, GH_AM_JOB_OFFENCE, it->m.guild_id, p, 0, 0);
     if (rc != GH_OK && rc != GH_EDUPLICATE)
         GH_ERROR(&ctx->log, "automod: offence %s not queued (%s): not recorded", id, gh_strerror(rc));
     json_object_put(p);

@@ -35,6 +35,7 @@
 #include "discord/guildcache.h"
 #include "discord/interaction.h"
 #include "discord/perms.h"
+#include "discord/respond.h"
 #include "discord/rest.h"
 #include "store/pg.h"
 #include "store/queue.h"
@@ -277,7 +278,8 @@ int gh_events_job_guild_delete(struct gh_ctx *ctx, const struct gh_event *ev)
 
 /* Posts text (or a whole message object when msg != NULL) as a reply to the
  * invoking message. */
-static int post_reply(struct gh_ctx *ctx, json_object *message, const char *text, json_object *data)
+static int post_reply(struct gh_ctx *ctx, const char *job_id, json_object *message, const char *text,
+                      json_object *data)
 {
     char path[96];
     struct gh_rest_resp resp;
@@ -319,6 +321,7 @@ static int post_reply(struct gh_ctx *ctx, json_object *message, const char *text
         json_object_object_add(ref, "guild_id", json_object_new_string(gh_json_get_str(message, "guild_id")));
     json_object_object_add(ref, "fail_if_not_exists", json_object_new_boolean(0));
     json_object_object_add(body, "message_reference", ref);
+    gh_msg_set_nonce(body, job_id); /* a job run twice replies once */
     (void)snprintf(path, sizeof(path), "/channels/%" PRIu64 "/messages", channel);
     const char *s = json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
     struct gh_rest_req req = {.method = "POST", .path = path, .body = s, .body_len = strlen(s)};
@@ -332,16 +335,16 @@ static int post_reply(struct gh_ctx *ctx, json_object *message, const char *text
     return rc == GH_EFORBIDDEN || rc == GH_ENOTFOUND || rc == GH_EDISCORD ? GH_OK : rc;
 }
 
-static int reply_text(struct gh_ctx *ctx, json_object *message, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int reply_text(struct gh_ctx *ctx, json_object *message, const char *fmt, ...)
+static int reply_text(struct gh_ctx *ctx, const char *job_id, json_object *message, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int reply_text(struct gh_ctx *ctx, const char *job_id, json_object *message, const char *fmt, ...)
 {
     char text[REPLY_MAX + 1];
     va_list ap;
     va_start(ap, fmt);
     (void)vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
-    return post_reply(ctx, message, text, NULL);
+    return post_reply(ctx, job_id, message, text, NULL);
 }
 
 /* Owner of the guild: the gateway's summary hash, else REST. */
@@ -488,13 +491,13 @@ int gh_events_run_prefix(struct gh_ctx *ctx, const struct gh_job *job)
     if (!cmd || !cmd->handler || !gh_events_settings_allows(&s, name))
         goto out;
     if (!(cmd->contexts & GH_CTX_GUILD) && cmd->contexts) {
-        rc = reply_text(ctx, msg, "`%s%s` does not work in a server.", s.prefix, cmd->name);
+        rc = reply_text(ctx, job->id, msg, "`%s%s` does not work in a server.", s.prefix, cmd->name);
         goto out;
     }
     int prc = gh_events_prefix_parse(s.prefix, cmd->name, cmd->options_json, rest, &opts, err, sizeof(err), usage,
                                      sizeof(usage));
     if (prc == GH_EUNAVAILABLE) {
-        rc = reply_text(ctx, msg, "This command only works as /%s.", cmd->name);
+        rc = reply_text(ctx, job->id, msg, "This command only works as /%s.", cmd->name);
         goto out;
     }
     if (prc == GH_EJSON || prc == GH_ENOMEM) {
@@ -503,7 +506,7 @@ int gh_events_run_prefix(struct gh_ctx *ctx, const struct gh_job *job)
         goto out;
     }
     if (prc != GH_OK) {
-        rc = reply_text(ctx, msg, "%s.\nUsage: `%s`", err, usage);
+        rc = reply_text(ctx, job->id, msg, "%s.\nUsage: `%s`", err, usage);
         goto out;
     }
 
@@ -539,7 +542,7 @@ int gh_events_run_prefix(struct gh_ctx *ctx, const struct gh_job *job)
             if (!gh_perms_has(mperms, need)) {
                 char missing[256];
                 gh_perms_missing(mperms, need, missing, sizeof(missing));
-                rc = reply_text(ctx, msg, "You need the %s permission to use `%s%s`.", missing, s.prefix, cmd->name);
+                rc = reply_text(ctx, job->id, msg, "You need the %s permission to use `%s%s`.", missing, s.prefix, cmd->name);
                 goto out;
             }
         }
@@ -599,9 +602,9 @@ int gh_events_run_prefix(struct gh_ctx *ctx, const struct gh_job *job)
     (void)gh_json_get_int(resp_json, "type", &type);
     json_object *rdata = gh_json_get_obj(resp_json, "data");
     if ((type == 4 || type == 7) && rdata)
-        rc = post_reply(ctx, msg, NULL, rdata);
+        rc = post_reply(ctx, job->id, msg, NULL, rdata);
     else
-        rc = reply_text(ctx, msg, "This command only works as /%s.", cmd->name);
+        rc = reply_text(ctx, job->id, msg, "This command only works as /%s.", cmd->name);
 out:
     if (rc == GH_EINVAL)
         GH_WARN(&ctx->log, "events: prefix job %s dropped", job->id);

@@ -34,6 +34,7 @@
 #include "core/timeutil.h"
 #include "discord/interaction.h"
 #include "discord/perms.h"
+#include "store/jobspool.h"
 #include "store/queue.h"
 #include "store/redis.h"
 #include "store/setcache.h"
@@ -683,8 +684,7 @@ void gh_events_prefix_detect(struct gh_ctx *ctx, struct gh_event *const *evs, in
         json_object *p = json_object_new_object();
         json_object_object_add(p, "message", json_object_get(ev->d));
         json_object_object_add(p, "received_ms", json_object_new_int64(gh_now_ms()));
-        int rc = gh_queue_enqueue(ctx->redis, ctx->queue ? ctx->queue : GH_QUEUE_DEFAULT, id, "events:prefix",
-                                  ev->guild_id, p, 0);
+        int rc = gh_jobspool_enqueue(ctx, NULL, id, "events:prefix", ev->guild_id, p, 0, 0);
         if (rc != GH_OK && rc != GH_EDUPLICATE)
             GH_WARN(&ctx->log, "events: prefix command %s not queued: %s", id, gh_strerror(rc));
         json_object_put(p);

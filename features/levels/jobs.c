@@ -31,6 +31,7 @@
 #include "discord/guildcache.h"
 #include "discord/interaction.h"
 #include "discord/perms.h"
+#include "discord/respond.h"
 #include "discord/rest.h"
 #include "store/queue.h"
 #include "store/redis.h"
@@ -200,6 +201,7 @@ int gh_lv_job_levelup(struct gh_ctx *ctx, const struct gh_job *job)
     json_object_array_add(users, json_object_new_string(uid));
     json_object_object_add(am, "users", users);
     json_object_object_add(msg, "allowed_mentions", am);
+    gh_msg_set_nonce(msg, job->id); /* a job run twice posts once */
     snprintf(path, sizeof(path), "/channels/%" PRIu64 "/messages", ch);
     rc = rest(ctx, "POST", path, json_object_to_json_string_ext(msg, JSON_C_TO_STRING_PLAIN), NULL, &resp);
     if (rc == GH_EFORBIDDEN || rc == GH_ENOTFOUND || rc == GH_EDISCORD) {

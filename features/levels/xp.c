@@ -40,6 +40,7 @@
 #include "core/timeutil.h"
 #include "discord/interaction.h"
 #include "gateway/gwstats.h"
+#include "store/jobspool.h"
 #include "store/queue.h"
 #include "store/redis.h"
 #include "store/setcache.h"
@@ -225,8 +226,7 @@ int gh_lv_levelup_enqueue(struct gh_ctx *ctx, uint64_t guild_id, uint64_t user_i
     json_object_object_add(p, "xp", json_object_new_int64(new_xp));
     if (username)
         json_object_object_add(p, "username", json_object_new_string(username));
-    rc = gh_queue_enqueue(ctx->redis, ctx->queue ? ctx->queue : GH_QUEUE_DEFAULT, id, "levels:levelup",
-                          guild_id, p, 0);
+    rc = gh_jobspool_enqueue(ctx, NULL, id, "levels:levelup", guild_id, p, 0, 0);
     json_object_put(p);
     if (rc == GH_EDUPLICATE)
         rc = GH_OK;
@@ -245,8 +245,7 @@ int gh_lv_schedule(struct gh_ctx *ctx, const char *kind, int shard, int64_t now_
 
     snprintf(id, sizeof(id), "%s:%d:%" PRId64, kind, shard, slot);
     json_object_object_add(p, "shard", json_object_new_int(shard));
-    rc = gh_queue_enqueue_at(ctx->redis, ctx->queue ? ctx->queue : GH_QUEUE_DEFAULT, id, kind, 0, p, 0,
-                             (slot + 1) * GH_LV_FLUSH_PERIOD_MS);
+    rc = gh_jobspool_enqueue(ctx, NULL, id, kind, 0, p, 0, (slot + 1) * GH_LV_FLUSH_PERIOD_MS);
     json_object_put(p);
     return rc == GH_EDUPLICATE ? GH_OK : rc;
 }

@@ -573,7 +573,7 @@ void gh_config_print_markdown(void)
         int first = 1;
 
         printf("| `%s` | ", e->env);
-        if (e->def) {
+        if (e->def && e->def[0]) { /* an empty default reads as none, not as an empty code span */
             putchar('`');
             print_cell(e->def);
             putchar('`');

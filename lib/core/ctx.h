@@ -17,6 +17,7 @@ struct gh_redis;
 struct gh_rest;
 struct gh_llm;
 struct gh_arena;
+struct gh_jobspool;
 
 struct gh_ctx {
     const struct gh_config *cfg;
@@ -29,6 +30,10 @@ struct gh_ctx {
     struct gh_arena *arena; /* per request, reset after it */
     int64_t started_ms;     /* process start, wall clock */
     const char *version;    /* GH_VERSION */
+    /* Jobs Redis refused, queued later (store/jobspool.h): gateway-lite's
+     * gateway owns one and sets this; NULL elsewhere, where
+     * gh_jobspool_enqueue is a plain gh_queue_enqueue. */
+    struct gh_jobspool *spool;
 };
 
 #endif

@@ -7,6 +7,7 @@
  * the buffer is left empty. */
 #include "discord/respond.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -401,4 +402,20 @@ char *gh_escape_markdown(const char *in, char *out, size_t size)
     }
     out[o] = '\0';
     return out;
+}
+
+void gh_msg_set_nonce(json_object *msg, const char *key)
+{
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a 64 */
+    char nonce[20];
+
+    if (!msg || !key)
+        return;
+    for (const unsigned char *p = (const unsigned char *)key; *p; p++) {
+        h ^= *p;
+        h *= 0x100000001b3ull;
+    }
+    snprintf(nonce, sizeof(nonce), "j%016llx", (unsigned long long)h);
+    json_object_object_add(msg, "nonce", json_object_new_string(nonce));
+    json_object_object_add(msg, "enforce_nonce", json_object_new_boolean(1));
 }

@@ -32,6 +32,12 @@ enum gh_callback_type {
  * components (borrowed array or NULL), flags. Returns a new object with
  * allowed_mentions {"parse":[]}; caller puts. */
 json_object *gh_msg_new(const char *content, json_object *embeds, json_object *components, int flags);
+/* Makes a message POST idempotent: adds "nonce" (a 17-character string
+ * derived from key, e.g. the job id: "j" + 16 hex digits of its FNV-1a 64
+ * hash; Discord allows 25) and "enforce_nonce": true to msg, so a second POST
+ * of the same key to the same channel within a few minutes returns the first
+ * message instead of posting again (a job run twice, at-least-once). */
+void gh_msg_set_nonce(json_object *msg, const char *key);
 
 int gh_resp_pong(struct gh_buf *out);
 /* {"type":4,"data":{content, flags, allowed_mentions}} */

@@ -27,6 +27,7 @@
 #include "gateway/intents.h"
 #include "gateway/shard.h"
 #include "gateway/ws.h"
+#include "store/jobspool.h"
 #include "store/queue.h"
 #include "store/redis.h"
 
@@ -37,7 +38,6 @@
 #define IDENTIFY_MARGIN_MS 500   /* counted from our send: Discord counts from its receipt */
 #define STANDBY_RETRY_MS 3000    /* a shard owned elsewhere: try its lease this often */
 #define SEQ_SAVE_MS 1000         /* session seq written at least this often */
-#define SPOOL_RETRY_MS 1000
 #define SESSION_REFRESH_MS 60000 /* session TTL refreshed at least this often */
 #define HELLO_TIMEOUT_MS 30000
 #define BATCH_MAX 512 /* dispatches held before the inline handlers run */
@@ -78,12 +78,6 @@ struct conn {
     uint64_t identifies, resumes;
 };
 
-struct spool_item {
-    char id[160];
-    uint64_t guild_id;
-    json_object *payload; /* owned */
-};
-
 struct gh_gateway {
     struct gh_ctx *ctx;
     struct gh_gateway_opts o;
@@ -104,11 +98,9 @@ struct gh_gateway {
     /* dispatch batch of the shard being serviced */
     struct batch_item batch[BATCH_MAX];
     int nbatch;
-    /* jobs Redis refused */
-    struct spool_item *spool;
-    int spool_cap, spool_head, spool_n;
-    uint64_t spool_lost;
-    int64_t next_spool_ms;
+    /* jobs Redis refused (store/jobspool.h): ours, lent to ctx->spool */
+    struct gh_jobspool *spool;
+    int own_spool;
     int64_t next_status_ms;
     uint64_t rng;
     int fatal_token;
@@ -116,7 +108,7 @@ struct gh_gateway {
     int64_t house_ms;
     int stopping;
     /* log throttles */
-    int64_t log_budget_ms, log_redis_ms, log_parse_ms, log_handler_ms, log_spool_ms, log_enqueue_ms;
+    int64_t log_budget_ms, log_redis_ms, log_parse_ms, log_handler_ms;
 };
 
 /* ---- small helpers */
@@ -421,57 +413,6 @@ static void save_seq(struct conn *c, int64_t now)
     save_session(c);
 }
 
-/* ---- job spool */
-
-static void spool_push(struct gh_gateway *gw, const char *id, uint64_t guild_id, json_object *payload)
-{
-    int64_t now = gh_mono_ms();
-    if (gw->spool_cap <= 0) {
-        json_object_put(payload);
-        return;
-    }
-    if (gw->spool_n == gw->spool_cap) {
-        struct spool_item *old = &gw->spool[(gw->spool_head - gw->spool_n + gw->spool_cap) % gw->spool_cap];
-        json_object_put(old->payload);
-        old->payload = NULL;
-        gw->spool_n--;
-        gw->spool_lost++;
-        if (throttle(&gw->log_spool_ms, now))
-            GH_ERROR(LG(gw),
-                     "gateway: job spool full (%d jobs while Redis refuses them): dropped the oldest, %llu "
-                     "lost so far",
-                     gw->spool_cap, (unsigned long long)gw->spool_lost);
-    }
-    struct spool_item *it = &gw->spool[gw->spool_head];
-    snprintf(it->id, sizeof(it->id), "%s", id);
-    it->guild_id = guild_id;
-    it->payload = payload;
-    gw->spool_head = (gw->spool_head + 1) % gw->spool_cap;
-    gw->spool_n++;
-}
-
-static void spool_drain(struct gh_gateway *gw, int64_t now)
-{
-    int sent = 0;
-    if (gw->spool_n == 0 || now < gw->next_spool_ms)
-        return;
-    gw->next_spool_ms = now + SPOOL_RETRY_MS;
-    while (gw->spool_n > 0) {
-        struct spool_item *it = &gw->spool[(gw->spool_head - gw->spool_n + gw->spool_cap) % gw->spool_cap];
-        int rc = gh_queue_enqueue(gw->ctx->redis, GH_QUEUE_DEFAULT, it->id, "gateway:event", it->guild_id,
-                                  it->payload, 0);
-        if (rc == GH_EREDIS)
-            break;
-        json_object_put(it->payload);
-        it->payload = NULL;
-        gw->spool_n--;
-        sent++;
-    }
-    if (sent)
-        GH_INFO(LG(gw), "gateway: %d spooled job(s) queued after a Redis outage, %d still waiting", sent,
-                gw->spool_n);
-}
-
 /* ---- dispatch */
 
 static int wants_job(const char *name, uint64_t guild_id)
@@ -502,29 +443,14 @@ static void enqueue_job(struct conn *c, const struct gh_event *ev)
     json_object_object_add(payload, "seq", json_object_new_int64(ev->seq));
     json_object_object_add(payload, "received_ms",
                            json_object_new_int64(gh_now_ms() - (gh_mono_us() - ev->received_us) / 1000));
-    if (gw->spool_n == 0) {
-        int rc =
-            gh_queue_enqueue(gw->ctx->redis, GH_QUEUE_DEFAULT, id, "gateway:event", ev->guild_id, payload, 0);
-        if (rc == GH_OK || rc == GH_EDUPLICATE) {
-            if (rc == GH_OK)
-                c->stats.jobs_enqueued++;
-            json_object_put(payload);
-            return;
-        }
-        if (rc != GH_EREDIS) {
-            GH_ERROR(LG(gw), "gateway: shard %d: enqueueing %s (%s) failed: %s", c->p.id, ev->name, id,
-                     gh_strerror(rc));
-            json_object_put(payload);
-            return;
-        }
-        if (throttle(&gw->log_enqueue_ms, gh_mono_ms()))
-            GH_WARN(LG(gw),
-                    "gateway: Redis refused a job (%s); spooling jobs in memory and retrying every second",
-                    id);
-        gw->next_spool_ms = gh_mono_ms() + SPOOL_RETRY_MS;
-    }
-    spool_push(gw, id, ev->guild_id, payload);
-    c->stats.jobs_enqueued++;
+    /* queued, or spooled while Redis refuses it (counted either way) */
+    int rc = gh_jobspool_enqueue(gw->ctx, GH_QUEUE_DEFAULT, id, "gateway:event", ev->guild_id, payload, 0, 0);
+    json_object_put(payload);
+    if (rc == GH_OK)
+        c->stats.jobs_enqueued++;
+    else if (rc != GH_EDUPLICATE)
+        GH_ERROR(LG(gw), "gateway: shard %d: enqueueing %s (%s) failed: %s", c->p.id, ev->name, id,
+                 gh_strerror(rc));
 }
 
 static void run_inline(struct conn *c, struct gh_event *const *evs, int n)
@@ -993,8 +919,8 @@ static void write_status(struct conn *c, const char *state_override)
     fmt_field(&f[n++], "urgent_p99_us", (long long)gh_hist_quantile(&c->stats.urgent_us, 0.99));
     fmt_field(&f[n++], "hb_late_p99_us", (long long)gh_hist_quantile(&c->stats.hb_late_us, 0.99));
     fmt_field(&f[n++], "jobs_enqueued", (long long)c->stats.jobs_enqueued);
-    fmt_field(&f[n++], "jobs_spooled", (long long)gw->spool_n);
-    fmt_field(&f[n++], "jobs_lost", (long long)gw->spool_lost);
+    fmt_field(&f[n++], "jobs_spooled", (long long)gh_jobspool_len(gw->ctx->spool));
+    fmt_field(&f[n++], "jobs_lost", (long long)gh_jobspool_lost(gw->ctx->spool));
     fmt_field(&f[n++], "identifies", (long long)c->identifies);
     fmt_field(&f[n++], "resumes", (long long)c->resumes);
     f[n].name = "error";
@@ -1055,8 +981,12 @@ struct gh_gateway *gh_gateway_new(struct gh_ctx *ctx, const struct gh_gateway_op
     gw->ctx = ctx;
     gw->o = *opts;
     gw->tok = json_tokener_new_ex(64);
-    gw->spool_cap = opts->spool_max > 0 ? opts->spool_max : 20000;
-    gw->spool = calloc((size_t)gw->spool_cap, sizeof(*gw->spool));
+    if (!ctx->spool) { /* one spool per process: a caller's own is used as is */
+        gw->spool = gh_jobspool_new(opts->spool_max > 0 ? opts->spool_max : GH_JOBSPOOL_DEFAULT_MAX);
+        gw->own_spool = 1;
+        ctx->spool = gw->spool;
+    } else
+        gw->spool = ctx->spool;
     gw->rng = (uint64_t)gh_mono_us() ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ull;
     gw->max_concurrency = 1;
     if (!gw->tok || !gw->spool) {
@@ -1076,9 +1006,11 @@ void gh_gateway_free(struct gh_gateway *gw)
     }
     for (int i = 0; i < gw->nbatch; i++)
         json_object_put(gw->batch[i].obj);
-    for (int i = 0; gw->spool && i < gw->spool_cap; i++)
-        json_object_put(gw->spool[i].payload);
-    free(gw->spool);
+    if (gw->own_spool) {
+        if (gw->ctx->spool == gw->spool)
+            gw->ctx->spool = NULL;
+        gh_jobspool_free(gw->spool);
+    }
     free(gw->conns);
     free(gw->key_free_at);
     if (gw->tok)
@@ -1150,11 +1082,10 @@ static void shutdown_all(struct gh_gateway *gw)
         gh_gwstate_lease_release(gw->ctx->redis, c->p.id, gw->o.owner);
         c->owned = 0;
     }
-    gw->next_spool_ms = 0;
-    spool_drain(gw, gh_mono_ms());
-    if (gw->spool_n > 0)
+    gh_jobspool_drain(gw->ctx, INT64_MAX); /* one last try, whatever the retry time */
+    if (gh_jobspool_len(gw->ctx->spool) > 0)
         GH_ERROR(LG(gw), "gateway: %d spooled job(s) could not reach Redis before exit and are lost",
-                 gw->spool_n);
+                 gh_jobspool_len(gw->ctx->spool));
 }
 
 int gh_gateway_run(struct gh_gateway *gw, volatile sig_atomic_t *stop)
@@ -1232,7 +1163,7 @@ int gh_gateway_run(struct gh_gateway *gw, volatile sig_atomic_t *stop)
                 if (gw->conns[i].owned || gw->conns[i].failed)
                     write_status(&gw->conns[i], gw->conns[i].failed ? "failed" : NULL);
         }
-        spool_drain(gw, now);
+        gh_jobspool_drain(gw->ctx, now);
 
         for (int i = 0; i < gw->nconns; i++) {
             struct conn *c = &gw->conns[i];

@@ -109,6 +109,30 @@ test('!ping answers in the channel as a reply without pings; a disabled feature 
   assert.match(bad.reply.content, /Usage: `!warn <user> <reason>`/);
 });
 
+test('a prefix job run twice (at-least-once) replies once: the repeat is answered by its nonce', async (t) => {
+  const { g, gid, owner } = await setup(t);
+  await putSettings(owner, gid, 'events', { prefix_enabled: true, prefix: '!' });
+  const ch = g.channels.general.id;
+  const before = ((await h.fake.state()).messages[ch] ?? []).length;
+  const { msg, reply } = await prefix(g, 'member', '!ping');
+  assert.equal(typeof reply.nonce, 'string');
+  assert.ok(reply.nonce.length > 0 && reply.nonce.length <= 25, `nonce ${reply.nonce}`);
+  assert.equal(reply.enforce_nonce, true);
+  const id = `prefix:${gid}:${msg.id}`;
+  await jobDone(id);
+  // the same job again, as when a worker lost its lease after replying
+  redis(h.stack.REDIS_URL, 'DEL', queueKey('default', `seen:${id}`));
+  enqueue(id, 'events:prefix', gid, { message: msg, received_ms: Date.now() });
+  const path = `/api/v10/channels/${ch}/messages`;
+  const posts = await waitFor(async () => {
+    const reqs = (await h.fake.requests({ method: 'POST', path })).filter((r) => r.body?.message_reference?.message_id === msg.id);
+    return reqs.length >= 2 ? reqs : null;
+  }, { timeout: 30000, message: 'the second run posted too' });
+  assert.equal(posts[1].body.nonce, reply.nonce, 'the same job, the same nonce');
+  const after = (await h.fake.state()).messages[ch] ?? [];
+  assert.equal(after.length, before + 1, 'one reply in the channel');
+});
+
 test('prefix commands disabled: nothing is posted', async (t) => {
   const { g, gid, owner } = await setup(t);
   await putSettings(owner, gid, 'events', { prefix_enabled: false });

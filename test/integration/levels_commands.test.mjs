@@ -170,6 +170,42 @@ test('levels:levelup job: reward roles (stack), the notification with only the m
   assert.ok(!body.content.includes('@everyone'), '@everyone neutralised');
 });
 
+test('levels:levelup job run twice (at-least-once): one notification, the repeat answered by its nonce', async (t) => {
+  const g = await h.newGuild(t);
+  const gid = g.guild.id;
+  const ch = g.channels.general.id;
+  settings(gid, { enabled: true, notify_mode: 'current' });
+  const since = await h.fake.seq();
+  const u = users.member.id;
+  const id = `levels:up:${gid}:${u}:3:${Date.now()}`;
+  const seen = `bot:{q${fnv1a('default') % 4}}:jobs:default:seen:${id}`;
+  const payload = { user_id: u, channel_id: ch, level: 3, old_level: 2, xp: 600 };
+  enqueue(id, 'levels:levelup', gid, payload);
+  await h.fake.waitForRequests({ method: 'POST', path: `/api/v10/channels/${ch}/messages`, since }, { message: 'the first run posted' });
+  await waitFor(() => R('GET', seen) === 'done', { message: 'the first run acked' });
+  // the same job again, as when a worker lost its lease after posting: same id, run once more
+  R('DEL', seen);
+  enqueue(id, 'levels:levelup', gid, payload);
+  const posts = await h.fake.waitForRequests({ method: 'POST', path: `/api/v10/channels/${ch}/messages`, since },
+    { count: 2, message: 'the second run posted too' });
+  assert.equal(posts.length, 2);
+  const nonce = posts[0].body.nonce;
+  assert.equal(typeof nonce, 'string');
+  assert.ok(nonce.length > 0 && nonce.length <= 25, `nonce ${nonce}`);
+  assert.equal(posts[0].body.enforce_nonce, true);
+  assert.equal(posts[1].body.nonce, nonce, 'the same job, the same nonce');
+  assert.equal(posts[1].body.enforce_nonce, true);
+  const msgs = (await h.fake.state()).messages[ch] ?? [];
+  assert.equal(msgs.length, 1, `one message in the channel: ${JSON.stringify(msgs.map((m) => m.content))}`);
+  // another job (another level) gets another nonce
+  const id2 = `levels:up:${gid}:${u}:4:${Date.now()}`;
+  enqueue(id2, 'levels:levelup', gid, { ...payload, level: 4, old_level: 3, xp: 900 });
+  const more = await h.fake.waitForRequests({ method: 'POST', path: `/api/v10/channels/${ch}/messages`, since },
+    { count: 3, message: 'the level 4 notification' });
+  assert.notEqual(more[2].body.nonce, nonce);
+  assert.equal(((await h.fake.state()).messages[ch] ?? []).length, 2);
+});
+
 test('levels:levelup job: notification off, replace mode removes the lower reward', async (t) => {
   const g = await h.newGuild(t);
   const gid = g.guild.id;

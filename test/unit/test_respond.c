@@ -12,6 +12,7 @@
 #include <json-c/json.h>
 
 #include "core/err.h"
+#include "core/json.h"
 #include "core/str.h"
 #include "discord/respond.h"
 
@@ -429,6 +430,34 @@ static void test_response_argument_checks(void **state)
     gh_buf_cleanup(&b);
 }
 
+static void test_msg_nonce(void **state)
+{
+    json_object *a = json_object_new_object(), *b = json_object_new_object(), *c = json_object_new_object(),
+                *v;
+    const char *na, *nb, *nc;
+
+    (void)state;
+    gh_msg_set_nonce(a, "levels:up:1:2:5");
+    gh_msg_set_nonce(b, "levels:up:1:2:5");
+    gh_msg_set_nonce(c, "levels:up:1:2:6");
+    na = gh_json_get_str(a, "nonce");
+    nb = gh_json_get_str(b, "nonce");
+    nc = gh_json_get_str(c, "nonce");
+    assert_non_null(na);
+    assert_true(strlen(na) > 0 && strlen(na) <= 25); /* Discord's limit */
+    assert_string_equal(na, nb);                     /* the same job, the same nonce */
+    assert_string_not_equal(na, nc);
+    /* FNV-1a 64 of "a" is af63dc4c8601ec8c */
+    gh_msg_set_nonce(c, "a");
+    assert_string_equal(gh_json_get_str(c, "nonce"), "jaf63dc4c8601ec8c");
+    assert_true(json_object_object_get_ex(a, "enforce_nonce", &v));
+    assert_true(json_object_is_type(v, json_type_boolean) && json_object_get_boolean(v));
+    gh_msg_set_nonce(NULL, "x"); /* harmless */
+    json_object_put(a);
+    json_object_put(b);
+    json_object_put(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -444,6 +473,7 @@ int main(void)
         cmocka_unit_test(test_escape_invalid_utf8),
         cmocka_unit_test(test_content_cap_with_invalid_bytes),
         cmocka_unit_test(test_response_argument_checks),
+        cmocka_unit_test(test_msg_nonce),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
