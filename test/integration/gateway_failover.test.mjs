@@ -106,7 +106,9 @@ test('replayed events are not queued twice (job id ev:<session>:<seq>)', async (
     seqs.push(r.seq);
   }
   const seen = () => redisKeys(R, `bot:{q*}:jobs:*:seen:ev:${s.id}:*`);
-  const queued = await waitFor(() => seen().length, { timeout: 5000, message: 'jobs queued' }).catch(() => 0);
+  // every one of the 5 events is queued before the kill (a slow build can lag behind the dispatches)
+  const all5 = () => seqs.every((q) => redisKeys(R, `bot:{q*}:jobs:*:seen:ev:${s.id}:${q}`).length === 1);
+  const queued = await waitFor(() => all5() && seen().length, { timeout: 15000, message: 'jobs queued' }).catch(() => 0);
   if (queued === 0) {
     t.diagnostic('no feature turns GUILD_MEMBER_ADD into a job in this build: dedupe checked by the event count only');
   }

@@ -252,7 +252,7 @@ export async function sessionFor(stack, user) {
  * second per user; a refused refresh keeps the old list, so this tries again until `timeout`.
  * Returns the last GET /guilds answer.
  */
-export async function refreshGuilds(client, guildIds, { timeout = 15000 } = {}) {
+export async function refreshGuilds(client, guildIds, { timeout = 30000 } = {}) {
   const ids = [guildIds].flat();
   const me = await client.get('/auth/me');
   if (me.status !== 200) throw new Error(`refreshGuilds: /auth/me answered ${me.status}: ${me.text}`);
