@@ -554,6 +554,9 @@ static void flush_batch(struct conn *c)
 
     if (n == 0)
         return;
+    /* per run of one event name (a flood is one run): its handlers, whether
+     * it is a message, whether it becomes a job (with and without a guild) */
+    unsigned char want[BATCH_MAX];
     for (int i = 0; i < n; i++)
         ptrs[i] = &gw->batch[i].ev;
     for (int i = 0; i < n;) {
@@ -561,15 +564,18 @@ static void flush_batch(struct conn *c)
         while (j < n && strcmp(ptrs[j]->name, ptrs[i]->name) == 0)
             j++;
         run_inline(c, ptrs + i, j - i);
+        int msg = strcmp(ptrs[i]->name, "MESSAGE_CREATE") == 0;
+        int w_guild = wants_job(ptrs[i]->name, 1), w_dm = wants_job(ptrs[i]->name, 0);
+        for (int k = i; k < j; k++)
+            want[k] = (unsigned char)((ptrs[k]->guild_id ? w_guild : w_dm) | (msg << 1));
         i = j;
     }
     for (int i = 0; i < n; i++) {
-        struct gh_event *ev = ptrs[i];
         c->stats.events++;
-        if (strcmp(ev->name, "MESSAGE_CREATE") == 0)
+        if (want[i] & 2)
             c->stats.messages++;
-        if (wants_job(ev->name, ev->guild_id))
-            enqueue_job(c, ev);
+        if (want[i] & 1)
+            enqueue_job(c, ptrs[i]);
     }
     for (int i = 0; i < n; i++) {
         json_object_put(gw->batch[i].obj);
