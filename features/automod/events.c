@@ -264,7 +264,7 @@ static void redis_down(struct gh_ctx *ctx, struct gh_event *ev)
 /* One pipeline for the chunk's rate and repeat counters. */
 static void counters(struct gh_ctx *ctx, struct item *items, int n)
 {
-    char key[128];
+    static struct gh_rcmd c; /* reused: the loop is one thread */
     int queued = 0, failed = 0;
 
     for (int i = 0; i < n; i++) {
@@ -275,19 +275,45 @@ static void counters(struct gh_ctx *ctx, struct item *items, int n)
             failed = 1;
             break;
         }
+        /* built in wire format (gh_rcmd): no format parsing per command */
         if (it->want_rate) {
-            (void)gh_key_guild(key, sizeof(key), it->m.guild_id, "automod", "rate:%" PRIu64, it->m.author_id);
-            (void)gh_redis_append(ctx->redis, "INCR %s", key);
-            (void)gh_redis_append(ctx->redis, "EXPIRE %s %d NX", key, it->s->rate_window_s);
+            gh_rcmd_begin(&c, 2);
+            gh_rcmd_cstr(&c, "INCR");
+            gh_rcmd_key_guild(&c, it->m.guild_id, "automod", "rate:", it->m.author_id);
+            (void)gh_redis_append_rcmd(ctx->redis, &c);
+            gh_rcmd_begin(&c, 4);
+            gh_rcmd_cstr(&c, "EXPIRE");
+            gh_rcmd_key_guild(&c, it->m.guild_id, "automod", "rate:", it->m.author_id);
+            gh_rcmd_i64(&c, it->s->rate_window_s);
+            gh_rcmd_cstr(&c, "NX");
+            (void)gh_redis_append_rcmd(ctx->redis, &c);
             queued += 2;
         }
         if (it->want_repeat) {
-            (void)gh_key_guild(key, sizeof(key), it->m.guild_id, "automod", "recent:%" PRIu64,
-                               it->m.author_id);
-            (void)gh_redis_append(ctx->redis, "LPUSH %s %" PRIx64, key, it->hash);
-            (void)gh_redis_append(ctx->redis, "LTRIM %s 0 %d", key, it->s->repeat_history - 1);
-            (void)gh_redis_append(ctx->redis, "EXPIRE %s %d", key, it->s->repeat_window_s);
-            (void)gh_redis_append(ctx->redis, "LRANGE %s 0 %d", key, it->s->repeat_history - 1);
+            char hash[24];
+            int hl = snprintf(hash, sizeof(hash), "%" PRIx64, it->hash);
+            gh_rcmd_begin(&c, 3);
+            gh_rcmd_cstr(&c, "LPUSH");
+            gh_rcmd_key_guild(&c, it->m.guild_id, "automod", "recent:", it->m.author_id);
+            gh_rcmd_str(&c, hash, (size_t)hl);
+            (void)gh_redis_append_rcmd(ctx->redis, &c);
+            gh_rcmd_begin(&c, 4);
+            gh_rcmd_cstr(&c, "LTRIM");
+            gh_rcmd_key_guild(&c, it->m.guild_id, "automod", "recent:", it->m.author_id);
+            gh_rcmd_cstr(&c, "0");
+            gh_rcmd_i64(&c, it->s->repeat_history - 1);
+            (void)gh_redis_append_rcmd(ctx->redis, &c);
+            gh_rcmd_begin(&c, 3);
+            gh_rcmd_cstr(&c, "EXPIRE");
+            gh_rcmd_key_guild(&c, it->m.guild_id, "automod", "recent:", it->m.author_id);
+            gh_rcmd_i64(&c, it->s->repeat_window_s);
+            (void)gh_redis_append_rcmd(ctx->redis, &c);
+            gh_rcmd_begin(&c, 4);
+            gh_rcmd_cstr(&c, "LRANGE");
+            gh_rcmd_key_guild(&c, it->m.guild_id, "automod", "recent:", it->m.author_id);
+            gh_rcmd_cstr(&c, "0");
+            gh_rcmd_i64(&c, it->s->repeat_history - 1);
+            (void)gh_redis_append_rcmd(ctx->redis, &c);
             queued += 4;
         }
     }

@@ -414,14 +414,22 @@ static uint64_t ev_guild(const struct gh_event *ev)
 /* Appends the store script for message i: EVALSHA, or EVAL with the body. */
 static int store_append(struct gh_ctx *ctx, uint64_t g, uint64_t id, const char *copy, int with_body)
 {
-    char key[128], idx[128], prefix[128];
-    if (gh_key_guild(key, sizeof(key), g, "cache", "msg:%" PRIu64, id) != GH_OK ||
-        gh_key_guild(idx, sizeof(idx), g, "cache", "msgs") != GH_OK ||
-        gh_key_guild(prefix, sizeof(prefix), g, "cache", "msg:") != GH_OK)
+    static struct gh_rcmd c; /* reused: the loop is one thread */
+    if (!g || !id)
         return GH_EINVAL;
-    return gh_redis_append(ctx->redis, "%s %s 2 %s %s %s %d %" PRIu64 " %" PRIu64 " %d %s",
-                           with_body ? "EVAL" : "EVALSHA", with_body ? store_msg_lua : store_msg_sha, key,
-                           idx, copy, GH_EVENTS_CACHE_TTL_S, id, id >> 22, msg_cap, prefix);
+    gh_rcmd_begin(&c, 11);
+    gh_rcmd_cstr(&c, with_body ? "EVAL" : "EVALSHA");
+    gh_rcmd_cstr(&c, with_body ? store_msg_lua : store_msg_sha);
+    gh_rcmd_cstr(&c, "2");
+    gh_rcmd_key_guild(&c, g, "cache", "msg:", id);
+    gh_rcmd_key_guild(&c, g, "cache", "msgs", 0);
+    gh_rcmd_cstr(&c, copy);
+    gh_rcmd_i64(&c, GH_EVENTS_CACHE_TTL_S);
+    gh_rcmd_u64(&c, id);
+    gh_rcmd_u64(&c, id >> 22);
+    gh_rcmd_i64(&c, msg_cap);
+    gh_rcmd_key_guild(&c, g, "cache", "msg:", 0);
+    return gh_redis_append_rcmd(ctx->redis, &c);
 }
 
 int gh_events_message_create(struct gh_ctx *ctx, struct gh_event *const *evs, int n)

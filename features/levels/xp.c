@@ -155,17 +155,23 @@ static int load_script(struct gh_ctx *ctx)
 static int award_append(struct gh_ctx *ctx, uint64_t g, uint64_t u, int cooldown_s, long gfree, long gprem,
                         int with_body)
 {
-    char cd[96], xp[96], lb[80], dirty[80], seeded[80], tier[80];
+    static struct gh_rcmd c; /* reused: the loop is one thread */
 
-    gh_key_guild(cd, sizeof(cd), g, "levels", "cd:%" PRIu64, u);
-    gh_key_guild(xp, sizeof(xp), g, "levels", "xp:%" PRIu64, u);
-    gh_key_guild(lb, sizeof(lb), g, "levels", "lb");
-    gh_key_guild(dirty, sizeof(dirty), g, "levels", "dirty");
-    gh_key_guild(seeded, sizeof(seeded), g, "levels", "seeded");
-    gh_key_guild(tier, sizeof(tier), g, "levels", "tier");
-    return gh_redis_append(ctx->redis, "%s %s 6 %s %s %s %s %s %s %" PRIu64 " %d %ld %ld",
-                           with_body ? "EVAL" : "EVALSHA", with_body ? award_lua : award_sha, cd, xp, lb,
-                           dirty, seeded, tier, u, cooldown_s, gfree, gprem);
+    gh_rcmd_begin(&c, 13);
+    gh_rcmd_cstr(&c, with_body ? "EVAL" : "EVALSHA");
+    gh_rcmd_cstr(&c, with_body ? award_lua : award_sha);
+    gh_rcmd_cstr(&c, "6");
+    gh_rcmd_key_guild(&c, g, "levels", "cd:", u);
+    gh_rcmd_key_guild(&c, g, "levels", "xp:", u);
+    gh_rcmd_key_guild(&c, g, "levels", "lb", 0);
+    gh_rcmd_key_guild(&c, g, "levels", "dirty", 0);
+    gh_rcmd_key_guild(&c, g, "levels", "seeded", 0);
+    gh_rcmd_key_guild(&c, g, "levels", "tier", 0);
+    gh_rcmd_u64(&c, u);
+    gh_rcmd_i64(&c, cooldown_s);
+    gh_rcmd_i64(&c, gfree);
+    gh_rcmd_i64(&c, gprem);
+    return gh_redis_append_rcmd(ctx->redis, &c);
 }
 
 int gh_lv_award_append(struct gh_ctx *ctx, uint64_t guild_id, uint64_t user_id, int cooldown_s,
