@@ -75,6 +75,7 @@ static long redis_failures;
 static int64_t last_fail_log_ms;
 static uint64_t rng_state;
 #define SLOTS 256
+#define DIRTY_SEEN_MAX 64
 static int64_t flush_slot[SLOTS], voice_slot[SLOTS];
 
 long gh_lv_redis_failures(void)
@@ -279,6 +280,9 @@ struct item {
     int64_t oldx, newx;
 };
 
+static struct item *items_buf; /* gh_lv_on_messages' items (one thread) */
+static int items_cap;
+
 static uint64_t id_member(json_object *o, const char *key)
 {
     const char *s = gh_json_get_str(o, key);
@@ -293,9 +297,15 @@ int gh_lv_on_messages(struct gh_ctx *ctx, struct gh_event *const *evs, int n)
 
     if (ctx->redis == NULL || n <= 0)
         return GH_OK;
-    items = calloc((size_t)n, sizeof(*items));
-    if (items == NULL)
-        return GH_ENOMEM;
+    if (n > items_cap) { /* kept between batches: no large allocation per batch */
+        struct item *p = realloc(items_buf, (size_t)n * sizeof(*p));
+        if (p == NULL)
+            return GH_ENOMEM;
+        items_buf = p;
+        items_cap = n;
+    }
+    items = items_buf;
+    memset(items, 0, (size_t)n * sizeof(*items));
     for (int i = 0; i < n; i++) {
         const struct gh_event *ev = evs[i];
         json_object *author = gh_json_get_obj(ev->d, "author"), *member = gh_json_get_obj(ev->d, "member");
@@ -345,16 +355,26 @@ int gh_lv_on_messages(struct gh_ctx *ctx, struct gh_event *const *evs, int n)
             break;
         appended++;
     }
-    /* one SADD per distinct guild (consecutive duplicates skipped; a repeat is harmless) */
+    /* one SADD of every distinct guild of the batch (a repeat is harmless:
+     * past DIRTY_SEEN_MAX guilds, duplicates may go out) */
     int sadds = 0;
-    for (int i = 0; i < appended; i++) {
+    {
+        uint64_t seen[DIRTY_SEEN_MAX];
+        int n_seen = 0;
         char key[96];
-        if (i > 0 && items[i].guild == items[i - 1].guild)
-            continue;
         gh_key_global(key, sizeof(key), "levels", "dirty_guilds:%d", shard);
-        if (gh_redis_append(ctx->redis, "SADD %s %" PRIu64, key, items[i].guild) != GH_OK)
-            break;
-        sadds++;
+        for (int i = 0; i < appended; i++) {
+            int dup = 0;
+            for (int k = 0; k < n_seen && !dup; k++)
+                dup = seen[k] == items[i].guild;
+            if (dup)
+                continue;
+            if (n_seen < DIRTY_SEEN_MAX)
+                seen[n_seen++] = items[i].guild;
+            if (gh_redis_append(ctx->redis, "SADD %s %" PRIu64, key, items[i].guild) != GH_OK)
+                break;
+            sadds++;
+        }
     }
     for (int i = 0; i < appended; i++) {
         int awarded = 0, seeded = 0;
@@ -412,7 +432,6 @@ int gh_lv_on_messages(struct gh_ctx *ctx, struct gh_event *const *evs, int n)
     else
         schedule_once(ctx, flush_slot, "levels:flush", shard);
 out:
-    free(items);
     return rc;
 }
 
