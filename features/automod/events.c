@@ -261,98 +261,117 @@ static void redis_down(struct gh_ctx *ctx, struct gh_event *ev)
     }
 }
 
-/* One pipeline for the chunk's rate and repeat counters. */
-static void counters(struct gh_ctx *ctx, struct item *items, int n)
+/* The rate and repeat counters of one message in one script (one command and
+ * one reply instead of six): KEYS rate, recent; ARGV want_rate, rate_window_s,
+ * want_repeat, hash, history, repeat_window_s -> {rate count, same hashes in
+ * the history (this one included)}, -1 for a rule not asked. */
+static const char counters_lua[] = "local rate, same = -1, -1\n"
+                                   "if ARGV[1] == '1' then\n"
+                                   "  rate = redis.call('INCR', KEYS[1])\n"
+                                   "  redis.call('EXPIRE', KEYS[1], ARGV[2], 'NX')\n"
+                                   "end\n"
+                                   "if ARGV[3] == '1' then\n"
+                                   "  local h = tonumber(ARGV[5])\n"
+                                   "  redis.call('LPUSH', KEYS[2], ARGV[4])\n"
+                                   "  redis.call('LTRIM', KEYS[2], 0, h - 1)\n"
+                                   "  redis.call('EXPIRE', KEYS[2], ARGV[6])\n"
+                                   "  same = 0\n"
+                                   "  for _, v in ipairs(redis.call('LRANGE', KEYS[2], 0, h - 1)) do\n"
+                                   "    if v == ARGV[4] then same = same + 1 end\n"
+                                   "  end\n"
+                                   "end\n"
+                                   "return {rate, same}\n";
+static char counters_sha[48];
+
+static int counters_append(struct gh_ctx *ctx, const struct item *it, int with_body)
 {
     static struct gh_rcmd c; /* reused: the loop is one thread */
-    int queued = 0, failed = 0;
+    char hash[24];
+    int hl = snprintf(hash, sizeof(hash), "%" PRIx64, it->hash);
 
-    for (int i = 0; i < n; i++) {
+    gh_rcmd_begin(&c, 11);
+    gh_rcmd_cstr(&c, with_body ? "EVAL" : "EVALSHA");
+    gh_rcmd_cstr(&c, with_body ? counters_lua : counters_sha);
+    gh_rcmd_cstr(&c, "2");
+    gh_rcmd_key_guild(&c, it->m.guild_id, "automod", "rate:", it->m.author_id);
+    gh_rcmd_key_guild(&c, it->m.guild_id, "automod", "recent:", it->m.author_id);
+    gh_rcmd_cstr(&c, it->want_rate ? "1" : "0");
+    gh_rcmd_i64(&c, it->s->rate_window_s);
+    gh_rcmd_cstr(&c, it->want_repeat ? "1" : "0");
+    gh_rcmd_str(&c, hash, (size_t)hl);
+    gh_rcmd_i64(&c, it->s->repeat_history);
+    gh_rcmd_i64(&c, it->s->repeat_window_s);
+    return gh_redis_append_rcmd(ctx->redis, &c);
+}
+
+/* 0 read, 1 NOSCRIPT (send again with the body), -1 failed. */
+static int counters_reply(struct gh_ctx *ctx, struct item *it)
+{
+    redisReply *r = gh_redis_get_reply(ctx->redis);
+    int rc = -1;
+    if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
+        rc = 1;
+    } else if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+               r->element[0]->type == REDIS_REPLY_INTEGER && r->element[1]->type == REDIS_REPLY_INTEGER) {
+        if (it->want_rate)
+            it->c.rate_count = r->element[0]->integer;
+        if (it->want_repeat)
+            it->c.repeat_count = (int)r->element[1]->integer;
+        rc = 0;
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+/* One pipeline for the chunk's rate and repeat counters: one script call per
+ * message that needs them. */
+static void counters(struct gh_ctx *ctx, struct item *items, int n)
+{
+    int queued = 0, failed = 0, again = 0;
+    unsigned char st[CHUNK]; /* 0 not sent, 1 sent, 2 NOSCRIPT */
+
+    memset(st, 0, sizeof(st));
+    for (int i = 0; i < n; i++)
+        if (items[i].s && (items[i].want_rate || items[i].want_repeat))
+            queued++;
+    if (queued == 0)
+        return;
+    queued = 0;
+    if (ctx->redis && !counters_sha[0]) {
+        redisReply *r = gh_redis_cmd(ctx->redis, "SCRIPT LOAD %s", counters_lua);
+        if (r && r->type == REDIS_REPLY_STRING && r->len < sizeof(counters_sha))
+            memcpy(counters_sha, r->str, r->len + 1);
+        freeReplyObject(r);
+    }
+    for (int i = 0; i < n && ctx->redis; i++) {
         struct item *it = &items[i];
         if (!it->s || (!it->want_rate && !it->want_repeat))
             continue;
-        if (!ctx->redis) {
+        (void)counters_append(ctx, it, !counters_sha[0]);
+        st[i] = 1;
+        queued++;
+    }
+    if (!ctx->redis)
+        failed = 1;
+    for (int i = 0; i < n; i++) {
+        if (st[i] != 1)
+            continue;
+        int rc = counters_reply(ctx, &items[i]);
+        if (rc == 1) {
+            st[i] = 2;
+            again++;
+        } else if (rc < 0) {
             failed = 1;
-            break;
-        }
-        /* built in wire format (gh_rcmd): no format parsing per command */
-        if (it->want_rate) {
-            gh_rcmd_begin(&c, 2);
-            gh_rcmd_cstr(&c, "INCR");
-            gh_rcmd_key_guild(&c, it->m.guild_id, "automod", "rate:", it->m.author_id);
-            (void)gh_redis_append_rcmd(ctx->redis, &c);
-            gh_rcmd_begin(&c, 4);
-            gh_rcmd_cstr(&c, "EXPIRE");
-            gh_rcmd_key_guild(&c, it->m.guild_id, "automod", "rate:", it->m.author_id);
-            gh_rcmd_i64(&c, it->s->rate_window_s);
-            gh_rcmd_cstr(&c, "NX");
-            (void)gh_redis_append_rcmd(ctx->redis, &c);
-            queued += 2;
-        }
-        if (it->want_repeat) {
-            char hash[24];
-            int hl = snprintf(hash, sizeof(hash), "%" PRIx64, it->hash);
-            gh_rcmd_begin(&c, 3);
-            gh_rcmd_cstr(&c, "LPUSH");
-            gh_rcmd_key_guild(&c, it->m.guild_id, "automod", "recent:", it->m.author_id);
-            gh_rcmd_str(&c, hash, (size_t)hl);
-            (void)gh_redis_append_rcmd(ctx->redis, &c);
-            gh_rcmd_begin(&c, 4);
-            gh_rcmd_cstr(&c, "LTRIM");
-            gh_rcmd_key_guild(&c, it->m.guild_id, "automod", "recent:", it->m.author_id);
-            gh_rcmd_cstr(&c, "0");
-            gh_rcmd_i64(&c, it->s->repeat_history - 1);
-            (void)gh_redis_append_rcmd(ctx->redis, &c);
-            gh_rcmd_begin(&c, 3);
-            gh_rcmd_cstr(&c, "EXPIRE");
-            gh_rcmd_key_guild(&c, it->m.guild_id, "automod", "recent:", it->m.author_id);
-            gh_rcmd_i64(&c, it->s->repeat_window_s);
-            (void)gh_redis_append_rcmd(ctx->redis, &c);
-            gh_rcmd_begin(&c, 4);
-            gh_rcmd_cstr(&c, "LRANGE");
-            gh_rcmd_key_guild(&c, it->m.guild_id, "automod", "recent:", it->m.author_id);
-            gh_rcmd_cstr(&c, "0");
-            gh_rcmd_i64(&c, it->s->repeat_history - 1);
-            (void)gh_redis_append_rcmd(ctx->redis, &c);
-            queued += 4;
         }
     }
-    if (queued == 0 && !failed)
-        return;
-    for (int i = 0; i < n && queued > 0; i++) {
-        struct item *it = &items[i];
-        if (!it->s || (!it->want_rate && !it->want_repeat))
-            continue;
-        if (it->want_rate) {
-            redisReply *r1 = gh_redis_get_reply(ctx->redis), *r2 = gh_redis_get_reply(ctx->redis);
-            queued -= 2;
-            if (r1 && r1->type == REDIS_REPLY_INTEGER)
-                it->c.rate_count = r1->integer;
-            else
+    if (again > 0) { /* Redis lost its script cache (a restart): once more with the body */
+        counters_sha[0] = '\0';
+        for (int i = 0; i < n; i++)
+            if (st[i] == 2)
+                (void)counters_append(ctx, &items[i], 1);
+        for (int i = 0; i < n; i++)
+            if (st[i] == 2 && counters_reply(ctx, &items[i]) != 0)
                 failed = 1;
-            freeReplyObject(r1);
-            freeReplyObject(r2);
-        }
-        if (it->want_repeat) {
-            redisReply *r[4];
-            char want[24];
-            for (int k = 0; k < 4; k++)
-                r[k] = gh_redis_get_reply(ctx->redis);
-            queued -= 4;
-            snprintf(want, sizeof(want), "%" PRIx64, it->hash);
-            if (r[3] && r[3]->type == REDIS_REPLY_ARRAY) {
-                int same = 0;
-                for (size_t k = 0; k < r[3]->elements; k++)
-                    if (r[3]->element[k]->type == REDIS_REPLY_STRING &&
-                        strcmp(r[3]->element[k]->str, want) == 0)
-                        same++;
-                it->c.repeat_count = same;
-            } else {
-                failed = 1;
-            }
-            for (int k = 0; k < 4; k++)
-                freeReplyObject(r[k]);
-        }
     }
     if (failed) {
         for (int i = 0; i < n; i++)
