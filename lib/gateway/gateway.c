@@ -42,6 +42,7 @@
 #define HELLO_TIMEOUT_MS 30000
 #define BATCH_MAX 512 /* dispatches held before the inline handlers run */
 #define SHUTDOWN_CLOSE_MS 2000
+#define SHUTDOWN_REST_MS 5000 /* pending REST calls (deletes) at SIGTERM */
 #define LOG_EVERY_MS 10000
 
 struct guildset {
@@ -1145,6 +1146,16 @@ static void shutdown_all(struct gh_gateway *gw)
             gh_ws_service(who[i]->ws, pfd[i].revents, on_msg, who[i]);
             flush_batch(who[i]); /* events that arrived before the close still count */
         }
+    }
+    /* urgent calls still waiting (AutoMod's deletes behind a rate limit, the
+     * next bulk delete of a channel): given a bounded time to go out */
+    {
+        int left = gh_rest_poll(gw->ctx->rest, 0);
+        int64_t rest_deadline = gh_mono_ms() + SHUTDOWN_REST_MS;
+        while (left > 0 && gh_mono_ms() < rest_deadline)
+            left = gh_rest_poll(gw->ctx->rest, 50);
+        if (left > 0)
+            GH_WARN(LG(gw), "gateway: %d Discord call(s) still waiting at shutdown: dropped", left);
     }
     for (int i = 0; i < gw->nconns; i++) {
         struct conn *c = &gw->conns[i];
