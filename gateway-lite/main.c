@@ -22,6 +22,8 @@
 #include "gateway/gwconfig.h"
 #include "store/queue.h"
 
+#define REST_MAX_WAIT_MS 10000 /* longest rate-limit delay of a submitted call */
+
 static volatile sig_atomic_t stop_requested;
 
 static void on_stop(int sig)
@@ -79,9 +81,11 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     memset(&ctx, 0, sizeof(ctx));
-    /* REST: the loop never blocks on a rate limit (submitted calls are
-     * delayed instead); GET /gateway/bot at start is the one blocking call. */
-    if (gh_app_ctx_open(&app, &ctx, "gateway", 0, 0) != GH_OK)
+    /* REST: the loop never blocks on a rate limit: submitted calls (AutoMod's
+     * deletes and timeouts) are delayed up to REST_MAX_WAIT_MS behind the
+     * route and global limits (and a 429's retry_after) instead of being
+     * refused; GET /gateway/bot at start is the one blocking call. */
+    if (gh_app_ctx_open(&app, &ctx, "gateway", REST_MAX_WAIT_MS, 0) != GH_OK)
         goto out;
     ctx.queue = GH_QUEUE_DEFAULT;
 

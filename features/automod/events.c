@@ -12,10 +12,12 @@
  *      LPUSH + LTRIM + EXPIRE + LRANGE of the similarity hashes. Redis down:
  *      those two rules are skipped (logged once per burst, counted in
  *      stats->redis_failures), the content rules still act;
- *   3. the decision (rules.c); the urgent calls (DELETE the message, PATCH the
+ *   3. the decision (rules.c); the urgent calls (delete the message, PATCH the
  *      member's timeout) are submitted without blocking (gh_rest_submit) and
- *      timed (gh_gw_stats_urgent); then one "automod:offence" job per hit
- *      (id automod:<guild>:<message>:<rule>, the dedupe key) carries what the
+ *      timed (gh_gw_stats_urgent): the deletes per channel, coalesced into bulk
+ *      deletes at the end of the batch (see "the deletes" below); then one "automod:offence" job per hit
+ *      (id automod:<guild>:<message>:<rule>, the dedupe key; the batch's jobs
+ *      queued in one pipeline at its end) carries what the
  *      worker needs to record it and run warn / kick / ban through moderation.
  *
  * After a settings load the guild's premium tier is read once (the load-time
@@ -23,6 +25,7 @@
  * the roles holding Administrator or Manage Server from the Redis role cache
  * (bot:{g}:cache:roles, written by the gateway's caches and the API). */
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,8 +102,8 @@ static void load_manager_roles(struct gh_ctx *ctx, struct gh_am_settings *s)
     if (!ctx->redis || gh_key_guild(key, sizeof(key), s->guild_id, "cache", "roles") != GH_OK)
         return;
     r = gh_redis_cmd(ctx->redis, "GET %s", key);
-    if (r && r->type == REDIS_REPLY_STRING &&
-        gh_json_parse(r->str, (size_t)r->len, 0, &roles) == GH_OK && json_object_is_type(roles, json_type_array)) {
+    if (r && r->type == REDIS_REPLY_STRING && gh_json_parse(r->str, (size_t)r->len, 0, &roles) == GH_OK &&
+        json_object_is_type(roles, json_type_array)) {
         for (size_t i = 0; i < json_object_array_length(roles) && s->n_manager_roles < MAX_ROLES; i++) {
             json_object *role = json_object_array_get_idx(roles, i);
             const char *perm = gh_json_get_str(role, "permissions");
@@ -121,15 +124,16 @@ static void post_load(struct gh_ctx *ctx, struct gh_am_settings *s)
 
     s->post_loaded = 1;
     if (s->n_regex_invalid > 0)
-        GH_WARN(&ctx->log, "automod: guild %" PRIu64 ": %d pattern(s) do not compile and are ignored", s->guild_id,
-                s->n_regex_invalid);
+        GH_WARN(&ctx->log, "automod: guild %" PRIu64 ": %d pattern(s) do not compile and are ignored",
+                s->guild_id, s->n_regex_invalid);
     if (s->n_words > s->n_words_free || s->n_regex > s->n_regex_free || s->n_words > GH_AM_FREE_WORDS ||
         s->n_regex > GH_AM_FREE_REGEX) {
         memset(&p, 0, sizeof(p));
         if (gh_premium_get(ctx, s->guild_id, &p) == GH_OK)
             rank = p.effective;
         else
-            GH_WARN(&ctx->log, "automod: premium tier of guild %" PRIu64 " unreadable: free tier limits apply",
+            GH_WARN(&ctx->log,
+                    "automod: premium tier of guild %" PRIu64 " unreadable: free tier limits apply",
                     s->guild_id);
         gh_am_settings_apply_tier(s, rank, &ctx->log);
     }
@@ -171,7 +175,7 @@ static const struct gh_am_settings *chunk_settings(struct gh_ctx *ctx, struct se
         if (seen[i].guild_id == guild_id)
             return seen[i].s;
     s = gh_setcache_get(settings_cache(ctx), ctx, guild_id);
-    if (s && s->enabled && !s->post_loaded) /* a guild with AutoMod off costs no Redis reads */
+    if (s && s->enabled && !s->post_loaded)         /* a guild with AutoMod off costs no Redis reads */
         post_load(ctx, (struct gh_am_settings *)s); /* ours: the cache holds what parse_cb made */
     if (*n_seen < CHUNK) {
         seen[*n_seen].guild_id = guild_id;
@@ -258,70 +262,117 @@ static void redis_down(struct gh_ctx *ctx, struct gh_event *ev)
     }
 }
 
-/* One pipeline for the chunk's rate and repeat counters. */
+/* The rate and repeat counters of one message in one script (one command and
+ * one reply instead of six): KEYS rate, recent; ARGV want_rate, rate_window_s,
+ * want_repeat, hash, history, repeat_window_s -> {rate count, same hashes in
+ * the history (this one included)}, -1 for a rule not asked. */
+static const char counters_lua[] = "local rate, same = -1, -1\n"
+                                   "if ARGV[1] == '1' then\n"
+                                   "  rate = redis.call('INCR', KEYS[1])\n"
+                                   "  redis.call('EXPIRE', KEYS[1], ARGV[2], 'NX')\n"
+                                   "end\n"
+                                   "if ARGV[3] == '1' then\n"
+                                   "  local h = tonumber(ARGV[5])\n"
+                                   "  redis.call('LPUSH', KEYS[2], ARGV[4])\n"
+                                   "  redis.call('LTRIM', KEYS[2], 0, h - 1)\n"
+                                   "  redis.call('EXPIRE', KEYS[2], ARGV[6])\n"
+                                   "  same = 0\n"
+                                   "  for _, v in ipairs(redis.call('LRANGE', KEYS[2], 0, h - 1)) do\n"
+                                   "    if v == ARGV[4] then same = same + 1 end\n"
+                                   "  end\n"
+                                   "end\n"
+                                   "return {rate, same}\n";
+static char counters_sha[48];
+
+static int counters_append(struct gh_ctx *ctx, const struct item *it, int with_body)
+{
+    static struct gh_rcmd c; /* reused: the loop is one thread */
+    char hash[24];
+    int hl = snprintf(hash, sizeof(hash), "%" PRIx64, it->hash);
+
+    gh_rcmd_begin(&c, 11);
+    gh_rcmd_cstr(&c, with_body ? "EVAL" : "EVALSHA");
+    gh_rcmd_cstr(&c, with_body ? counters_lua : counters_sha);
+    gh_rcmd_cstr(&c, "2");
+    gh_rcmd_key_guild(&c, it->m.guild_id, "automod", "rate:", it->m.author_id);
+    gh_rcmd_key_guild(&c, it->m.guild_id, "automod", "recent:", it->m.author_id);
+    gh_rcmd_cstr(&c, it->want_rate ? "1" : "0");
+    gh_rcmd_i64(&c, it->s->rate_window_s);
+    gh_rcmd_cstr(&c, it->want_repeat ? "1" : "0");
+    gh_rcmd_str(&c, hash, (size_t)hl);
+    gh_rcmd_i64(&c, it->s->repeat_history);
+    gh_rcmd_i64(&c, it->s->repeat_window_s);
+    return gh_redis_append_rcmd(ctx->redis, &c);
+}
+
+/* 0 read, 1 NOSCRIPT (send again with the body), -1 failed. */
+static int counters_reply(struct gh_ctx *ctx, struct item *it)
+{
+    redisReply *r = gh_redis_get_reply(ctx->redis);
+    int rc = -1;
+    if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
+        rc = 1;
+    } else if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+               r->element[0]->type == REDIS_REPLY_INTEGER && r->element[1]->type == REDIS_REPLY_INTEGER) {
+        if (it->want_rate)
+            it->c.rate_count = r->element[0]->integer;
+        if (it->want_repeat)
+            it->c.repeat_count = (int)r->element[1]->integer;
+        rc = 0;
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+/* One pipeline for the chunk's rate and repeat counters: one script call per
+ * message that needs them. */
 static void counters(struct gh_ctx *ctx, struct item *items, int n)
 {
-    char key[128];
-    int queued = 0, failed = 0;
+    int queued = 0, failed = 0, again = 0;
+    unsigned char st[CHUNK]; /* 0 not sent, 1 sent, 2 NOSCRIPT */
 
-    for (int i = 0; i < n; i++) {
+    memset(st, 0, sizeof(st));
+    for (int i = 0; i < n; i++)
+        if (items[i].s && (items[i].want_rate || items[i].want_repeat))
+            queued++;
+    if (queued == 0)
+        return;
+    queued = 0;
+    if (ctx->redis && !counters_sha[0]) {
+        redisReply *r = gh_redis_cmd(ctx->redis, "SCRIPT LOAD %s", counters_lua);
+        if (r && r->type == REDIS_REPLY_STRING && r->len < sizeof(counters_sha))
+            memcpy(counters_sha, r->str, r->len + 1);
+        freeReplyObject(r);
+    }
+    for (int i = 0; i < n && ctx->redis; i++) {
         struct item *it = &items[i];
         if (!it->s || (!it->want_rate && !it->want_repeat))
             continue;
-        if (!ctx->redis) {
+        (void)counters_append(ctx, it, !counters_sha[0]);
+        st[i] = 1;
+        queued++;
+    }
+    if (!ctx->redis)
+        failed = 1;
+    for (int i = 0; i < n; i++) {
+        if (st[i] != 1)
+            continue;
+        int rc = counters_reply(ctx, &items[i]);
+        if (rc == 1) {
+            st[i] = 2;
+            again++;
+        } else if (rc < 0) {
             failed = 1;
-            break;
-        }
-        if (it->want_rate) {
-            (void)gh_key_guild(key, sizeof(key), it->m.guild_id, "automod", "rate:%" PRIu64, it->m.author_id);
-            (void)gh_redis_append(ctx->redis, "INCR %s", key);
-            (void)gh_redis_append(ctx->redis, "EXPIRE %s %d NX", key, it->s->rate_window_s);
-            queued += 2;
-        }
-        if (it->want_repeat) {
-            (void)gh_key_guild(key, sizeof(key), it->m.guild_id, "automod", "recent:%" PRIu64, it->m.author_id);
-            (void)gh_redis_append(ctx->redis, "LPUSH %s %" PRIx64, key, it->hash);
-            (void)gh_redis_append(ctx->redis, "LTRIM %s 0 %d", key, it->s->repeat_history - 1);
-            (void)gh_redis_append(ctx->redis, "EXPIRE %s %d", key, it->s->repeat_window_s);
-            (void)gh_redis_append(ctx->redis, "LRANGE %s 0 %d", key, it->s->repeat_history - 1);
-            queued += 4;
         }
     }
-    if (queued == 0 && !failed)
-        return;
-    for (int i = 0; i < n && queued > 0; i++) {
-        struct item *it = &items[i];
-        if (!it->s || (!it->want_rate && !it->want_repeat))
-            continue;
-        if (it->want_rate) {
-            redisReply *r1 = gh_redis_get_reply(ctx->redis), *r2 = gh_redis_get_reply(ctx->redis);
-            queued -= 2;
-            if (r1 && r1->type == REDIS_REPLY_INTEGER)
-                it->c.rate_count = r1->integer;
-            else
+    if (again > 0) { /* Redis lost its script cache (a restart): once more with the body */
+        counters_sha[0] = '\0';
+        for (int i = 0; i < n; i++)
+            if (st[i] == 2)
+                (void)counters_append(ctx, &items[i], 1);
+        for (int i = 0; i < n; i++)
+            if (st[i] == 2 && counters_reply(ctx, &items[i]) != 0)
                 failed = 1;
-            freeReplyObject(r1);
-            freeReplyObject(r2);
-        }
-        if (it->want_repeat) {
-            redisReply *r[4];
-            char want[24];
-            for (int k = 0; k < 4; k++)
-                r[k] = gh_redis_get_reply(ctx->redis);
-            queued -= 4;
-            snprintf(want, sizeof(want), "%" PRIx64, it->hash);
-            if (r[3] && r[3]->type == REDIS_REPLY_ARRAY) {
-                int same = 0;
-                for (size_t k = 0; k < r[3]->elements; k++)
-                    if (r[3]->element[k]->type == REDIS_REPLY_STRING && strcmp(r[3]->element[k]->str, want) == 0)
-                        same++;
-                it->c.repeat_count = same;
-            } else {
-                failed = 1;
-            }
-            for (int k = 0; k < 4; k++)
-                freeReplyObject(r[k]);
-        }
     }
     if (failed) {
         for (int i = 0; i < n; i++)
@@ -344,7 +395,8 @@ static void urgent_delete(struct gh_ctx *ctx, const struct item *it, enum gh_am_
     char path[96], audit[64];
     struct gh_rest_req req;
 
-    snprintf(path, sizeof(path), "/channels/%" PRIu64 "/messages/%" PRIu64, it->m.channel_id, it->m.message_id);
+    snprintf(path, sizeof(path), "/channels/%" PRIu64 "/messages/%" PRIu64, it->m.channel_id,
+             it->m.message_id);
     snprintf(audit, sizeof(audit), "AutoMod: %s", gh_am_rule_title(rule));
     memset(&req, 0, sizeof(req));
     req.method = "DELETE";
@@ -356,6 +408,178 @@ static void urgent_delete(struct gh_ctx *ctx, const struct item *it, enum gh_am_
     } else {
         GH_ERROR(&ctx->log, "automod: delete of message %" PRIu64 " in guild %" PRIu64 " not submitted",
                  it->m.message_id, it->m.guild_id);
+    }
+}
+
+/* ---- the deletes: one queue per channel, coalesced into bulk deletes ----
+ *
+ * A message to delete joins its channel's queue. At the end of each inline
+ * batch, every channel with no call in flight gets one: a DELETE for a single
+ * message, POST /channels/{c}/messages/bulk-delete for 2..100 (messages past
+ * BULK_MAX_AGE_MS are deleted one by one: Discord refuses them in bulk). While
+ * a channel's call is in flight (possibly delayed by the rate limits, up to
+ * the REST client's max wait), the next messages wait in its queue; when the
+ * call ends, the next call takes up to 100 of them. One call in flight per
+ * channel: a raid becomes a few bulk calls instead of one DELETE per message,
+ * and nothing is refused for Discord's 50 requests/s. */
+#define BULK_MAX 100
+#define DISCORD_EPOCH_MS 1420070400000LL
+#define BULK_MAX_AGE_MS (14LL * 86400 * 1000 - 60 * 1000) /* a minute's margin for clock skew */
+
+struct dq_msg {
+    uint64_t id;
+    int64_t received_us;
+    struct gh_gw_stats *stats;
+    enum gh_am_rule rule;
+};
+
+struct dq_chan {
+    uint64_t channel_id, guild_id;
+    int inflight;
+    struct dq_msg *q; /* pending, oldest first */
+    size_t n, cap;
+};
+
+static struct dq_chan *dq;
+static size_t dq_n, dq_cap;
+static struct gh_ctx *dq_ctx; /* gateway-lite's one context (one thread) */
+
+static int dq_bulkable(uint64_t message_id, int64_t now_ms)
+{
+    return now_ms - ((int64_t)(message_id >> 22) + DISCORD_EPOCH_MS) < BULK_MAX_AGE_MS;
+}
+
+static struct dq_chan *dq_find(uint64_t channel_id, uint64_t guild_id)
+{
+    for (size_t i = 0; i < dq_n; i++)
+        if (dq[i].channel_id == channel_id)
+            return &dq[i];
+    if (dq_n == dq_cap) {
+        size_t cap = dq_cap ? dq_cap * 2 : 16;
+        struct dq_chan *p = realloc(dq, cap * sizeof(*p));
+        if (!p)
+            return NULL;
+        dq = p;
+        dq_cap = cap;
+    }
+    memset(&dq[dq_n], 0, sizeof(dq[dq_n]));
+    dq[dq_n].channel_id = channel_id;
+    dq[dq_n].guild_id = guild_id;
+    return &dq[dq_n++];
+}
+
+static int dq_push(struct dq_chan *ch, const struct item *it, enum gh_am_rule rule)
+{
+    if (ch->n == ch->cap) {
+        size_t cap = ch->cap ? ch->cap * 2 : 8;
+        struct dq_msg *p = realloc(ch->q, cap * sizeof(*p));
+        if (!p)
+            return 0;
+        ch->q = p;
+        ch->cap = cap;
+    }
+    ch->q[ch->n].id = it->m.message_id;
+    ch->q[ch->n].received_us = it->ev->received_us;
+    ch->q[ch->n].stats = it->ev->stats;
+    ch->q[ch->n].rule = rule;
+    ch->n++;
+    return 1;
+}
+
+static void dq_start(struct gh_ctx *ctx, struct dq_chan *ch);
+
+/* The channel's call ended (the REST client logged a failure with its route
+ * and status): the next one, if messages are waiting. arg is the channel id
+ * (the table may have moved). */
+static void dq_done(int err, const struct gh_rest_resp *resp, void *arg)
+{
+    uint64_t channel_id = (uint64_t)(uintptr_t)arg;
+    (void)err;
+    (void)resp;
+    for (size_t i = 0; i < dq_n; i++)
+        if (dq[i].channel_id == channel_id) {
+            dq[i].inflight = 0;
+            if (dq[i].n > 0 && dq_ctx)
+                dq_start(dq_ctx, &dq[i]);
+            return;
+        }
+}
+
+/* Submits the channel's next call: its oldest pending messages (up to 100). */
+static void dq_start(struct gh_ctx *ctx, struct dq_chan *ch)
+{
+    char path[112], audit[160], *body = NULL;
+    struct gh_rest_req req;
+    size_t k = ch->n < BULK_MAX ? ch->n : BULK_MAX, len = 0;
+    unsigned rules = 0;
+    int rc;
+
+    if (k == 0 || ch->inflight)
+        return;
+    for (size_t i = 0; i < k; i++)
+        rules |= 1u << ch->q[i].rule;
+    memset(&req, 0, sizeof(req));
+    req.audit_reason = audit;
+    if (k == 1) {
+        snprintf(audit, sizeof(audit), "AutoMod: %s", gh_am_rule_title(ch->q[0].rule));
+        snprintf(path, sizeof(path), "/channels/%" PRIu64 "/messages/%" PRIu64, ch->channel_id, ch->q[0].id);
+        req.method = "DELETE";
+    } else {
+        int off = snprintf(audit, sizeof(audit), "AutoMod: %zu messages (", k);
+        for (int r = 0; r < GH_AM_RULE_COUNT && off > 0 && (size_t)off < sizeof(audit); r++)
+            if (rules & (1u << r))
+                off += snprintf(audit + off, sizeof(audit) - (size_t)off, "%s%s",
+                                audit[off - 1] == '(' ? "" : ", ", gh_am_rule_title((enum gh_am_rule)r));
+        if (off > 0 && (size_t)off < sizeof(audit) - 1)
+            snprintf(audit + off, sizeof(audit) - (size_t)off, ")");
+        body = malloc(16 + k * 23);
+        if (!body) {
+            GH_ERROR(&ctx->log, "automod: out of memory: %zu deletes in channel %" PRIu64 " wait", k,
+                     ch->channel_id);
+            return;
+        }
+        len = (size_t)sprintf(body, "{\"messages\":[");
+        for (size_t i = 0; i < k; i++)
+            len += (size_t)sprintf(body + len, "%s\"%" PRIu64 "\"", i ? "," : "", ch->q[i].id);
+        len += (size_t)sprintf(body + len, "]}");
+        snprintf(path, sizeof(path), "/channels/%" PRIu64 "/messages/bulk-delete", ch->channel_id);
+        req.method = "POST";
+        req.body = body;
+        req.body_len = len;
+    }
+    req.path = path;
+    rc = gh_rest_submit(ctx->rest, &req, dq_done, (void *)(uintptr_t)ch->channel_id);
+    free(body);
+    if (rc != GH_OK) {
+        GH_ERROR(&ctx->log,
+                 "automod: delete of %zu message(s) in channel %" PRIu64 " of guild %" PRIu64
+                 " not submitted (%s)",
+                 k, ch->channel_id, ch->guild_id, gh_strerror(rc));
+        /* dropped: they would fail the same way again */
+    } else {
+        ch->inflight = 1;
+        for (size_t i = 0; i < k; i++)
+            gh_gw_stats_urgent(ch->q[i].stats, ch->q[i].received_us);
+    }
+    memmove(ch->q, ch->q + k, (ch->n - k) * sizeof(*ch->q));
+    ch->n -= k;
+}
+
+/* End of a batch: a call for every idle channel with messages waiting;
+ * channels with nothing left leave the table. */
+static void dq_flush(struct gh_ctx *ctx)
+{
+    dq_ctx = ctx;
+    for (size_t i = 0; i < dq_n; i++)
+        if (!dq[i].inflight && dq[i].n > 0)
+            dq_start(ctx, &dq[i]);
+    for (size_t i = 0; i < dq_n;) {
+        if (!dq[i].inflight && dq[i].n == 0) {
+            free(dq[i].q);
+            dq[i] = dq[--dq_n];
+        } else {
+            i++;
+        }
     }
 }
 
@@ -387,8 +611,8 @@ static int urgent_timeout(struct gh_ctx *ctx, const struct item *it, enum gh_am_
         gh_gw_stats_urgent(it->ev->stats, it->ev->received_us);
         return 1;
     }
-    GH_ERROR(&ctx->log, "automod: timeout of user %" PRIu64 " in guild %" PRIu64 " not submitted", it->m.author_id,
-             it->m.guild_id);
+    GH_ERROR(&ctx->log, "automod: timeout of user %" PRIu64 " in guild %" PRIu64 " not submitted",
+             it->m.author_id, it->m.guild_id);
     return 0;
 }
 
@@ -399,6 +623,19 @@ static json_object *excerpt(const char *s, size_t len)
     while (k > 0 && k < len && ((unsigned char)s[k] & 0xc0) == 0x80)
         k--;
     return json_object_new_string_len(s, (int)k);
+}
+
+/* The batch's offence jobs, queued together by offences_flush. */
+static struct gh_queue_new *oj;
+static int oj_n, oj_cap;
+
+/* One offence job on its own (the pipeline's fallback). */
+/* One offence job the pipeline could not hand over: through the process's
+ * job spool (gateway-lite keeps it while Redis refuses it, so the record and
+ * the warn/kick/ban follow once Redis is back). */
+static int enqueue_one(struct gh_ctx *ctx, const char *id, uint64_t guild_id, json_object *p)
+{
+    return gh_jobspool_enqueue(ctx, NULL, id, GH_AM_JOB_OFFENCE, guild_id, p, 0, 0);
 }
 
 static void enqueue_offence(struct gh_ctx *ctx, const struct item *it, const struct gh_am_hit *h, int deleted,
@@ -415,7 +652,7 @@ static void enqueue_offence(struct gh_ctx *ctx, const struct item *it, const str
 #define SF(k, v)                                                                                             \
     do {                                                                                                     \
         snprintf(num, sizeof(num), "%" PRIu64, (uint64_t)(v));                                               \
-        json_object_object_add(p, k, json_object_new_string(num));                                          \
+        json_object_object_add(p, k, json_object_new_string(num));                                           \
     } while (0)
     SF("guild_id", it->m.guild_id);
     SF("user_id", it->m.author_id);
@@ -432,12 +669,55 @@ static void enqueue_offence(struct gh_ctx *ctx, const struct item *it, const str
     json_object_object_add(p, "excerpt", excerpt(it->m.content, it->m.len));
     json_object_object_add(p, "matched", json_object_new_string(h->matched));
     json_object_object_add(p, "detected_ms", json_object_new_int64(gh_now_ms()));
-    /* spooled in gateway-lite while Redis refuses it: the record and the
-     * warn/kick/ban follow once Redis is back */
-    rc = gh_jobspool_enqueue(ctx, NULL, id, GH_AM_JOB_OFFENCE, it->m.guild_id, p, 0, 0);
-    if (rc != GH_OK && rc != GH_EDUPLICATE)
-        GH_ERROR(&ctx->log, "automod: offence %s not queued (%s): not recorded", id, gh_strerror(rc));
-    json_object_put(p);
+    if (oj_n == oj_cap) {
+        int cap = oj_cap ? oj_cap * 2 : 64;
+        struct gh_queue_new *q = realloc(oj, (size_t)cap * sizeof(*q));
+        if (!q) {
+            rc = enqueue_one(ctx, id, it->m.guild_id, p); /* out of memory: the slow way */
+            if (rc != GH_OK && rc != GH_EDUPLICATE)
+                GH_ERROR(&ctx->log, "automod: offence %s not queued (%s): not recorded", id, gh_strerror(rc));
+            json_object_put(p);
+            return;
+        }
+        oj = q;
+        oj_cap = cap;
+    }
+    memset(&oj[oj_n], 0, sizeof(oj[oj_n]));
+    oj[oj_n].id = strdup(id);
+    oj[oj_n].kind = GH_AM_JOB_OFFENCE;
+    oj[oj_n].guild_id = it->m.guild_id;
+    oj[oj_n].payload = p; /* ours until offences_flush */
+    if (!oj[oj_n].id) {
+        json_object_put(p);
+        GH_ERROR(&ctx->log, "automod: offence %s not queued (out of memory): not recorded", id);
+        return;
+    }
+    oj_n++;
+}
+
+/* End of a batch: the batch's offence jobs in one pipeline (one round trip);
+ * one Redis did not take goes through enqueue_one. */
+static void offences_flush(struct gh_ctx *ctx)
+{
+    if (oj_n == 0)
+        return;
+    /* while the spool holds jobs, new ones go behind them (order kept) */
+    if (ctx->redis && !(ctx->spool && gh_jobspool_len(ctx->spool) > 0))
+        (void)gh_queue_enqueue_many(ctx->redis, ctx->queue ? ctx->queue : GH_QUEUE_DEFAULT, oj, oj_n);
+    else
+        for (int i = 0; i < oj_n; i++)
+            oj[i].rc = GH_EREDIS;
+    for (int i = 0; i < oj_n; i++) {
+        int rc = oj[i].rc;
+        if (rc == GH_EREDIS)
+            rc = enqueue_one(ctx, oj[i].id, oj[i].guild_id, oj[i].payload);
+        if (rc != GH_OK && rc != GH_EDUPLICATE)
+            GH_ERROR(&ctx->log, "automod: offence %s not queued (%s): not recorded", oj[i].id,
+                     gh_strerror(rc));
+        json_object_put(oj[i].payload);
+        free((char *)oj[i].id);
+    }
+    oj_n = 0;
 }
 
 static void decide(struct gh_ctx *ctx, struct item *it)
@@ -449,8 +729,9 @@ static void decide(struct gh_ctx *ctx, struct item *it)
 
     n = gh_am_check(it->s, &it->m, &it->c, hits, MAX_HITS, &overflow);
     if (overflow)
-        GH_WARN(&ctx->log, "automod: a pattern of guild %" PRIu64 " hit its match limit on message %" PRIu64
-                           " (counted as no match)",
+        GH_WARN(&ctx->log,
+                "automod: a pattern of guild %" PRIu64 " hit its match limit on message %" PRIu64
+                " (counted as no match)",
                 it->m.guild_id, it->m.message_id);
     if (n == 0)
         return;
@@ -472,8 +753,14 @@ static void decide(struct gh_ctx *ctx, struct item *it)
     }
     if (spam)
         it->ev->flags |= GH_EVF_SPAM;
-    if (del)
-        urgent_delete(ctx, it, del_rule);
+    if (del) {
+        struct dq_chan *ch = NULL;
+        if (dq_bulkable(it->m.message_id, gh_now_ms()) &&
+            (ch = dq_find(it->m.channel_id, it->m.guild_id)) != NULL && dq_push(ch, it, del_rule))
+            it->ev->flags |= GH_EVF_DELETED; /* sent at the end of the batch (dq_flush) */
+        else
+            urgent_delete(ctx, it, del_rule); /* too old for a bulk delete (an edit), or out of memory */
+    }
     if (to_s > 0)
         timed = urgent_timeout(ctx, it, to_rule, to_s);
     for (int i = 0; i < n; i++)
@@ -506,6 +793,8 @@ int gh_am_inline(struct gh_ctx *ctx, struct gh_event *const *evs, int n)
             if (items[i].s)
                 decide(ctx, &items[i]);
     }
+    dq_flush(ctx);
+    offences_flush(ctx);
     return GH_OK;
 }
 

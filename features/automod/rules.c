@@ -254,8 +254,17 @@ static size_t end_of(const size_t *offs, size_t e, const char *text, size_t len)
  * zero-width characters, "(dot)"/"[.]", fullwidth dots, "hxxp", and the dot
  * left out ("discord gg/x", "discordgg/x"). */
 static const char *const invite_hosts[] = {
-    "discord.gg/", "discordgg/", "discord.com/invite/", "discordcom/invite/", "discordapp.com/invite/",
-    "discordappcom/invite/", "dsc.gg/", "discord.me/", "discord.io/", "invite.gg/", "discord.li/",
+    "discord.gg/",
+    "discordgg/",
+    "discord.com/invite/",
+    "discordcom/invite/",
+    "discordapp.com/invite/",
+    "discordappcom/invite/",
+    "dsc.gg/",
+    "discord.me/",
+    "discord.io/",
+    "invite.gg/",
+    "discord.li/",
 };
 
 int gh_am_match_invite(const char *text, size_t len, char *matched, size_t mlen)
@@ -511,7 +520,8 @@ size_t gh_am_norm_word(const char *in, size_t len, char *out, size_t n)
     return o;
 }
 
-int gh_am_match_words(const char *text, size_t len, char *const *words, int n_words, char *matched, size_t mlen)
+int gh_am_match_words(const char *text, size_t len, char *const *words, int n_words, char *matched,
+                      size_t mlen)
 {
     char buf[NORM_MAX];
     size_t offs[NORM_MAX];
@@ -642,7 +652,7 @@ int gh_am_match_caps(const char *text, size_t len, int percent, int min_letters)
             in_angle = 1;
         else if (c == '>')
             in_angle = 0;
-        if (!in_url && i + 4 <= len && strncasecmp(text + i, "http", 4) == 0)
+        if (!in_url && (c | 0x20) == 'h' && i + 4 <= len && strncasecmp(text + i, "http", 4) == 0)
             in_url = 1;
         if (isspace(c))
             in_url = 0;
@@ -779,8 +789,8 @@ static int snowflakes(json_object *o, const char *k, uint64_t *out, int max)
     for (size_t i = 0; i < len && n < max; i++) {
         json_object *e = json_object_array_get_idx(a, i);
         uint64_t v = 0;
-        if (json_object_is_type(e, json_type_string) && gh_cstr_to_u64(json_object_get_string(e), &v) == GH_OK &&
-            v > 0)
+        if (json_object_is_type(e, json_type_string) &&
+            gh_cstr_to_u64(json_object_get_string(e), &v) == GH_OK && v > 0)
             out[n++] = v;
     }
     return n;
@@ -820,8 +830,8 @@ static int add_words(struct gh_am_settings *s, json_object *a, const struct gh_l
             continue;
         if (s->n_words >= GH_AM_MAX_WORDS) {
             if (lg)
-                GH_WARN(lg, "automod: guild %" PRIu64 " has more than %d words, the rest ignored", s->guild_id,
-                        GH_AM_MAX_WORDS);
+                GH_WARN(lg, "automod: guild %" PRIu64 " has more than %d words, the rest ignored",
+                        s->guild_id, GH_AM_MAX_WORDS);
             break;
         }
         if ((s->words[s->n_words] = strdup(norm)) == NULL)
@@ -929,7 +939,8 @@ void gh_am_settings_apply_tier(struct gh_am_settings *s, int premium_rank, const
     if (s->n_words > s->n_words_free || s->n_regex > s->n_regex_free) {
         if (lg)
             GH_WARN(lg,
-                    "automod: guild %" PRIu64 " is on the free tier: %d premium words and %d premium patterns "
+                    "automod: guild %" PRIu64
+                    " is on the free tier: %d premium words and %d premium patterns "
                     "ignored",
                     s->guild_id, s->n_words - s->n_words_free, s->n_regex - s->n_regex_free);
         for (int i = s->n_words_free; i < s->n_words; i++) {
@@ -1060,8 +1071,8 @@ int gh_am_check(const struct gh_am_settings *s, const struct gh_am_msg *m, const
             hit = gh_am_match_invite(m->content, m->len, h->matched, sizeof(h->matched));
             break;
         case GH_AM_LINKS:
-            hit = gh_am_match_links(m->content, m->len, s->domains, s->n_domains, s->links_allow_mode, h->matched,
-                                    sizeof(h->matched));
+            hit = gh_am_match_links(m->content, m->len, s->domains, s->n_domains, s->links_allow_mode,
+                                    h->matched, sizeof(h->matched));
             break;
         case GH_AM_WORDS:
             hit = match_words_indexed(s, m->content, m->len, h->matched, sizeof(h->matched));

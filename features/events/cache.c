@@ -30,6 +30,7 @@
 #include "core/err.h"
 #include "core/json.h"
 #include "core/log.h"
+#include "core/str.h"
 #include "core/timeutil.h"
 #include "discord/interaction.h"
 #include "store/redis.h"
@@ -297,8 +298,8 @@ static int member_count(struct gh_ctx *ctx, struct gh_event *const *evs, int n, 
             continue;
         /* Only a guild whose summary is cached is counted: HINCRBY on a
          * missing hash would invent a count of 1. */
-        if (gh_redis_append(ctx->redis,
-                            "EVAL %s 1 %s %d", "if redis.call('EXISTS', KEYS[1]) == 1 then "
+        if (gh_redis_append(ctx->redis, "EVAL %s 1 %s %d",
+                            "if redis.call('EXISTS', KEYS[1]) == 1 then "
                             "return redis.call('HINCRBY', KEYS[1], 'member_count', ARGV[1]) end return false",
                             key, by) == GH_OK)
             k++;
@@ -349,75 +350,156 @@ int gh_events_member_update(struct gh_ctx *ctx, struct gh_event *const *evs, int
 
 /* KEYS[1] message copy, KEYS[2] the guild's index; ARGV: copy, ttl, id,
  * score, cap, prefix of the copies' keys. Returns how many were trimmed. */
-static const char store_msg_lua[] =
-    "redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) "
-    "redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3]) "
-    "redis.call('EXPIRE', KEYS[2], ARGV[2]) "
-    "local n = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[5]) "
-    "if n > 0 then "
-    "  local old = redis.call('ZRANGE', KEYS[2], 0, n - 1) "
-    "  for _, id in ipairs(old) do redis.call('DEL', ARGV[6] .. id) end "
-    "  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, n - 1) "
-    "  return n "
-    "end "
-    "return 0";
+static const char store_msg_lua[] = "redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) "
+                                    "redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3]) "
+                                    "redis.call('EXPIRE', KEYS[2], ARGV[2]) "
+                                    "local n = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[5]) "
+                                    "if n > 0 then "
+                                    "  local old = redis.call('ZRANGE', KEYS[2], 0, n - 1) "
+                                    "  for _, id in ipairs(old) do redis.call('DEL', ARGV[6] .. id) end "
+                                    "  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, n - 1) "
+                                    "  return n "
+                                    "end "
+                                    "return 0";
 
-/* The cached copy of message d: {author_id, channel_id, content, attachments, created}. */
-static json_object *message_copy(json_object *d, uint64_t id)
+/* How much of content the copy keeps: GH_EVENTS_MSG_CONTENT_MAX bytes at
+ * most, not cutting a UTF-8 sequence. */
+static size_t cut_len(const char *content)
 {
-    json_object *o = json_object_new_object();
-    json_object *author = gh_json_get_obj(d, "author");
-    const char *content = gh_json_get_str(d, "content");
-    json_object *att = gh_json_get_arr(d, "attachments");
-    char buf[GH_EVENTS_MSG_CONTENT_MAX + 1];
-    size_t len = content ? strlen(content) : 0;
-
+    size_t len = strlen(content);
     if (len > GH_EVENTS_MSG_CONTENT_MAX) {
         len = GH_EVENTS_MSG_CONTENT_MAX;
         while (len > 0 && ((unsigned char)content[len] & 0xC0) == 0x80)
             len--; /* do not cut a UTF-8 sequence */
     }
-    if (content)
-        memcpy(buf, content, len);
-    buf[len] = '\0';
+    return len;
+}
+
+/* The cached copy of message d, {author_id, channel_id, content, attachments,
+ * created}, written straight into b (no JSON tree per message), then a NUL. */
+static int message_copy(struct gh_buf *b, json_object *d, uint64_t id)
+{
+    json_object *author = gh_json_get_obj(d, "author");
+    const char *content = gh_json_get_str(d, "content");
+    json_object *att = gh_json_get_arr(d, "attachments");
+    size_t len = content ? cut_len(content) : 0;
     const char *aid = author ? gh_json_get_str(author, "id") : NULL;
     const char *cid = gh_json_get_str(d, "channel_id");
-    json_object_object_add(o, "author_id", aid ? json_object_new_string(aid) : NULL);
-    json_object_object_add(o, "channel_id", cid ? json_object_new_string(cid) : NULL);
-    json_object_object_add(o, "content", json_object_new_string(buf));
-    json_object_object_add(o, "attachments", json_object_new_int(att ? (int)json_object_array_length(att) : 0));
-    json_object_object_add(o, "created", json_object_new_int64((int64_t)(id >> 22) + DISCORD_EPOCH_MS));
-    return o;
+    int rc;
+
+#define STR_FIELD(name, v)                                                                                   \
+    ((v) ? (gh_buf_puts(b, "\"" name "\":\"") | gh_buf_append_json_escaped(b, (v), strlen(v)) |              \
+            gh_buf_puts(b, "\""))                                                                            \
+         : gh_buf_puts(b, "\"" name "\":null"))
+    rc = gh_buf_puts(b, "{");
+    rc |= STR_FIELD("author_id", aid);
+    rc |= gh_buf_puts(b, ",");
+    rc |= STR_FIELD("channel_id", cid);
+#undef STR_FIELD
+    rc |= gh_buf_puts(b, ",\"content\":\"");
+    rc |= gh_buf_append_json_escaped(b, content ? content : "", len);
+    rc |= gh_buf_printf(b, "\",\"attachments\":%d,\"created\":%" PRId64 "}",
+                        att ? (int)json_object_array_length(att) : 0, (int64_t)(id >> 22) + DISCORD_EPOCH_MS);
+    rc |= gh_buf_append(b, "", 1); /* the NUL that ends this copy */
+    return rc == GH_OK ? GH_OK : GH_ENOMEM;
+}
+
+static char store_msg_sha[48];
+
+static uint64_t ev_guild(const struct gh_event *ev)
+{
+    return ev->guild_id ? ev->guild_id : gh_json_get_snowflake(ev->d, "guild_id");
+}
+
+/* Appends the store script for message i: EVALSHA, or EVAL with the body. */
+static int store_append(struct gh_ctx *ctx, uint64_t g, uint64_t id, const char *copy, int with_body)
+{
+    static struct gh_rcmd c; /* reused: the loop is one thread */
+    if (!g || !id)
+        return GH_EINVAL;
+    gh_rcmd_begin(&c, 11);
+    gh_rcmd_cstr(&c, with_body ? "EVAL" : "EVALSHA");
+    gh_rcmd_cstr(&c, with_body ? store_msg_lua : store_msg_sha);
+    gh_rcmd_cstr(&c, "2");
+    gh_rcmd_key_guild(&c, g, "cache", "msg:", id);
+    gh_rcmd_key_guild(&c, g, "cache", "msgs", 0);
+    gh_rcmd_cstr(&c, copy);
+    gh_rcmd_i64(&c, GH_EVENTS_CACHE_TTL_S);
+    gh_rcmd_u64(&c, id);
+    gh_rcmd_u64(&c, id >> 22);
+    gh_rcmd_i64(&c, msg_cap);
+    gh_rcmd_key_guild(&c, g, "cache", "msg:", 0);
+    return gh_redis_append_rcmd(ctx->redis, &c);
 }
 
 int gh_events_message_create(struct gh_ctx *ctx, struct gh_event *const *evs, int n)
 {
-    int k = 0;
+    static struct gh_buf copies = {NULL, 0, 0, (size_t)64 << 20};
+    size_t *off = NULL;
+    unsigned char *st = NULL; /* 0 skipped, 1 sent, 2 NOSCRIPT: again with the body */
+    int k = 0, lost = 0, again = 0;
+
     if (!ctx->redis) {
         gh_events_redis_down(ctx, "message cache");
-    } else {
-        for (int i = 0; i < n; i++) {
-            json_object *d = evs[i]->d;
-            uint64_t g = gh_json_get_snowflake(d, "guild_id");
-            uint64_t id = gh_json_get_snowflake(d, "id");
-            char key[128], idx[128], prefix[128], ids[24], score[24], ttl[16], cap[16];
-            if (!g || !id || gh_key_guild(key, sizeof(key), g, "cache", "msg:%" PRIu64, id) != GH_OK ||
-                gh_key_guild(idx, sizeof(idx), g, "cache", "msgs") != GH_OK ||
-                gh_key_guild(prefix, sizeof(prefix), g, "cache", "msg:") != GH_OK)
-                continue;
-            json_object *copy = message_copy(d, id);
-            (void)snprintf(ids, sizeof(ids), "%" PRIu64, id);
-            (void)snprintf(score, sizeof(score), "%" PRIu64, id >> 22);
-            (void)snprintf(ttl, sizeof(ttl), "%d", GH_EVENTS_CACHE_TTL_S);
-            (void)snprintf(cap, sizeof(cap), "%d", msg_cap);
-            if (gh_redis_append(ctx->redis, "EVAL %s 2 %s %s %s %s %s %s %s %s", store_msg_lua, key, idx,
-                                plain(copy), ttl, ids, score, cap, prefix) == GH_OK)
-                k++;
-            json_object_put(copy);
-        }
-        if (drain(ctx, k))
-            gh_events_redis_down(ctx, "message cache");
+        goto prefix;
     }
+    off = malloc((size_t)n * sizeof(*off));
+    st = calloc((size_t)n, 1);
+    if (!off || !st)
+        goto prefix;
+    gh_buf_reset(&copies);
+    for (int i = 0; i < n; i++) {
+        uint64_t g = ev_guild(evs[i]), id = gh_json_get_snowflake(evs[i]->d, "id");
+        off[i] = copies.len;
+        if (g && id && message_copy(&copies, evs[i]->d, id) == GH_OK)
+            st[i] = 1;
+        else
+            copies.len = off[i]; /* nothing half-written */
+    }
+    if (!store_msg_sha[0]) {
+        redisReply *r = gh_redis_cmd(ctx->redis, "SCRIPT LOAD %s", store_msg_lua);
+        if (r && r->type == REDIS_REPLY_STRING && r->len < sizeof(store_msg_sha))
+            memcpy(store_msg_sha, r->str, r->len + 1);
+        freeReplyObject(r);
+    }
+    for (int i = 0; i < n; i++) {
+        if (st[i] && store_append(ctx, ev_guild(evs[i]), gh_json_get_snowflake(evs[i]->d, "id"),
+                                  copies.data + off[i], !store_msg_sha[0]) == GH_OK)
+            k++;
+        else
+            st[i] = 0;
+    }
+    if (k == 0) {
+        if (gh_redis_ctx(ctx->redis) == NULL)
+            gh_events_redis_down(ctx, "message cache");
+        goto prefix;
+    }
+    for (int i = 0; i < n; i++) {
+        if (!st[i])
+            continue;
+        redisReply *r = gh_redis_get_reply(ctx->redis);
+        if (!r)
+            lost++;
+        else if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
+            st[i] = 2;
+            again++;
+        }
+        freeReplyObject(r);
+    }
+    if (again > 0) { /* Redis lost its script cache (a restart): once more with the body */
+        int sent = 0;
+        store_msg_sha[0] = '\0';
+        for (int i = 0; i < n; i++)
+            if (st[i] == 2 && store_append(ctx, ev_guild(evs[i]), gh_json_get_snowflake(evs[i]->d, "id"),
+                                           copies.data + off[i], 1) == GH_OK)
+                sent++;
+        lost += drain(ctx, sent);
+    }
+    if (lost)
+        gh_events_redis_down(ctx, "message cache");
+prefix:
+    free(off);
+    free(st);
     gh_events_prefix_detect(ctx, evs, n);
     return GH_OK;
 }
@@ -482,14 +564,13 @@ int gh_events_message_update(struct gh_ctx *ctx, struct gh_event *const *evs, in
                 continue;
             /* the new content replaces the copy (same TTL); an update without
              * content (an embed resolved) leaves it alone */
-            if (content && gh_key_guild(key, sizeof(key), guilds[i], "cache", "msg:%" PRIu64, ids[i]) == GH_OK) {
+            if (content &&
+                gh_key_guild(key, sizeof(key), guilds[i], "cache", "msg:%" PRIu64, ids[i]) == GH_OK) {
                 json_object *copy = json_object_new_object();
-                json_object_object_foreach(befores[i], fk, fv) json_object_object_add(copy, fk, json_object_get(fv));
-                json_object *fresh = message_copy(d, ids[i]);
-                json_object *c = NULL;
-                if (json_object_object_get_ex(fresh, "content", &c))
-                    json_object_object_add(copy, "content", json_object_get(c));
-                json_object_put(fresh);
+                json_object_object_foreach(befores[i], fk, fv)
+                    json_object_object_add(copy, fk, json_object_get(fv));
+                json_object_object_add(copy, "content",
+                                       json_object_new_string_len(content, (int)cut_len(content)));
                 if (gh_redis_append(ctx->redis, "SET %s %s XX KEEPTTL", key, plain(copy)) == GH_OK)
                     k++;
                 json_object_put(copy);

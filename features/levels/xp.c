@@ -76,6 +76,7 @@ static long redis_failures;
 static int64_t last_fail_log_ms;
 static uint64_t rng_state;
 #define SLOTS 256
+#define DIRTY_SEEN_MAX 64
 static int64_t flush_slot[SLOTS], voice_slot[SLOTS];
 
 long gh_lv_redis_failures(void)
@@ -156,17 +157,23 @@ static int load_script(struct gh_ctx *ctx)
 static int award_append(struct gh_ctx *ctx, uint64_t g, uint64_t u, int cooldown_s, long gfree, long gprem,
                         int with_body)
 {
-    char cd[96], xp[96], lb[80], dirty[80], seeded[80], tier[80];
+    static struct gh_rcmd c; /* reused: the loop is one thread */
 
-    gh_key_guild(cd, sizeof(cd), g, "levels", "cd:%" PRIu64, u);
-    gh_key_guild(xp, sizeof(xp), g, "levels", "xp:%" PRIu64, u);
-    gh_key_guild(lb, sizeof(lb), g, "levels", "lb");
-    gh_key_guild(dirty, sizeof(dirty), g, "levels", "dirty");
-    gh_key_guild(seeded, sizeof(seeded), g, "levels", "seeded");
-    gh_key_guild(tier, sizeof(tier), g, "levels", "tier");
-    return gh_redis_append(ctx->redis, "%s %s 6 %s %s %s %s %s %s %" PRIu64 " %d %ld %ld",
-                           with_body ? "EVAL" : "EVALSHA", with_body ? award_lua : award_sha, cd, xp, lb,
-                           dirty, seeded, tier, u, cooldown_s, gfree, gprem);
+    gh_rcmd_begin(&c, 13);
+    gh_rcmd_cstr(&c, with_body ? "EVAL" : "EVALSHA");
+    gh_rcmd_cstr(&c, with_body ? award_lua : award_sha);
+    gh_rcmd_cstr(&c, "6");
+    gh_rcmd_key_guild(&c, g, "levels", "cd:", u);
+    gh_rcmd_key_guild(&c, g, "levels", "xp:", u);
+    gh_rcmd_key_guild(&c, g, "levels", "lb", 0);
+    gh_rcmd_key_guild(&c, g, "levels", "dirty", 0);
+    gh_rcmd_key_guild(&c, g, "levels", "seeded", 0);
+    gh_rcmd_key_guild(&c, g, "levels", "tier", 0);
+    gh_rcmd_u64(&c, u);
+    gh_rcmd_i64(&c, cooldown_s);
+    gh_rcmd_i64(&c, gfree);
+    gh_rcmd_i64(&c, gprem);
+    return gh_redis_append_rcmd(ctx->redis, &c);
 }
 
 int gh_lv_award_append(struct gh_ctx *ctx, uint64_t guild_id, uint64_t user_id, int cooldown_s,
@@ -272,6 +279,9 @@ struct item {
     int64_t oldx, newx;
 };
 
+static struct item *items_buf; /* gh_lv_on_messages' items (one thread) */
+static int items_cap;
+
 static uint64_t id_member(json_object *o, const char *key)
 {
     const char *s = gh_json_get_str(o, key);
@@ -286,9 +296,15 @@ int gh_lv_on_messages(struct gh_ctx *ctx, struct gh_event *const *evs, int n)
 
     if (ctx->redis == NULL || n <= 0)
         return GH_OK;
-    items = calloc((size_t)n, sizeof(*items));
-    if (items == NULL)
-        return GH_ENOMEM;
+    if (n > items_cap) { /* kept between batches: no large allocation per batch */
+        struct item *p = realloc(items_buf, (size_t)n * sizeof(*p));
+        if (p == NULL)
+            return GH_ENOMEM;
+        items_buf = p;
+        items_cap = n;
+    }
+    items = items_buf;
+    memset(items, 0, (size_t)n * sizeof(*items));
     for (int i = 0; i < n; i++) {
         const struct gh_event *ev = evs[i];
         json_object *author = gh_json_get_obj(ev->d, "author"), *member = gh_json_get_obj(ev->d, "member");
@@ -338,16 +354,26 @@ int gh_lv_on_messages(struct gh_ctx *ctx, struct gh_event *const *evs, int n)
             break;
         appended++;
     }
-    /* one SADD per distinct guild (consecutive duplicates skipped; a repeat is harmless) */
+    /* one SADD of every distinct guild of the batch (a repeat is harmless:
+     * past DIRTY_SEEN_MAX guilds, duplicates may go out) */
     int sadds = 0;
-    for (int i = 0; i < appended; i++) {
+    {
+        uint64_t seen[DIRTY_SEEN_MAX];
+        int n_seen = 0;
         char key[96];
-        if (i > 0 && items[i].guild == items[i - 1].guild)
-            continue;
         gh_key_global(key, sizeof(key), "levels", "dirty_guilds:%d", shard);
-        if (gh_redis_append(ctx->redis, "SADD %s %" PRIu64, key, items[i].guild) != GH_OK)
-            break;
-        sadds++;
+        for (int i = 0; i < appended; i++) {
+            int dup = 0;
+            for (int k = 0; k < n_seen && !dup; k++)
+                dup = seen[k] == items[i].guild;
+            if (dup)
+                continue;
+            if (n_seen < DIRTY_SEEN_MAX)
+                seen[n_seen++] = items[i].guild;
+            if (gh_redis_append(ctx->redis, "SADD %s %" PRIu64, key, items[i].guild) != GH_OK)
+                break;
+            sadds++;
+        }
     }
     for (int i = 0; i < appended; i++) {
         int awarded = 0, seeded = 0;
@@ -405,7 +431,6 @@ int gh_lv_on_messages(struct gh_ctx *ctx, struct gh_event *const *evs, int n)
     else
         schedule_once(ctx, flush_slot, "levels:flush", shard);
 out:
-    free(items);
     return rc;
 }
 

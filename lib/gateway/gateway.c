@@ -42,6 +42,7 @@
 #define HELLO_TIMEOUT_MS 30000
 #define BATCH_MAX 512 /* dispatches held before the inline handlers run */
 #define SHUTDOWN_CLOSE_MS 2000
+#define SHUTDOWN_REST_MS 5000 /* pending REST calls (deletes) at SIGTERM */
 #define LOG_EVERY_MS 10000
 
 struct guildset {
@@ -480,6 +481,9 @@ static void flush_batch(struct conn *c)
 
     if (n == 0)
         return;
+    /* per run of one event name (a flood is one run): its handlers, whether
+     * it is a message, whether it becomes a job (with and without a guild) */
+    unsigned char want[BATCH_MAX];
     for (int i = 0; i < n; i++)
         ptrs[i] = &gw->batch[i].ev;
     for (int i = 0; i < n;) {
@@ -487,15 +491,18 @@ static void flush_batch(struct conn *c)
         while (j < n && strcmp(ptrs[j]->name, ptrs[i]->name) == 0)
             j++;
         run_inline(c, ptrs + i, j - i);
+        int msg = strcmp(ptrs[i]->name, "MESSAGE_CREATE") == 0;
+        int w_guild = wants_job(ptrs[i]->name, 1), w_dm = wants_job(ptrs[i]->name, 0);
+        for (int k = i; k < j; k++)
+            want[k] = (unsigned char)((ptrs[k]->guild_id ? w_guild : w_dm) | (msg << 1));
         i = j;
     }
     for (int i = 0; i < n; i++) {
-        struct gh_event *ev = ptrs[i];
         c->stats.events++;
-        if (strcmp(ev->name, "MESSAGE_CREATE") == 0)
+        if (want[i] & 2)
             c->stats.messages++;
-        if (wants_job(ev->name, ev->guild_id))
-            enqueue_job(c, ev);
+        if (want[i] & 1)
+            enqueue_job(c, ptrs[i]);
     }
     for (int i = 0; i < n; i++) {
         json_object_put(gw->batch[i].obj);
@@ -1071,6 +1078,16 @@ static void shutdown_all(struct gh_gateway *gw)
             gh_ws_service(who[i]->ws, pfd[i].revents, on_msg, who[i]);
             flush_batch(who[i]); /* events that arrived before the close still count */
         }
+    }
+    /* urgent calls still waiting (AutoMod's deletes behind a rate limit, the
+     * next bulk delete of a channel): given a bounded time to go out */
+    {
+        int left = gh_rest_poll(gw->ctx->rest, 0);
+        int64_t rest_deadline = gh_mono_ms() + SHUTDOWN_REST_MS;
+        while (left > 0 && gh_mono_ms() < rest_deadline)
+            left = gh_rest_poll(gw->ctx->rest, 50);
+        if (left > 0)
+            GH_WARN(LG(gw), "gateway: %d Discord call(s) still waiting at shutdown: dropped", left);
     }
     for (int i = 0; i < gw->nconns; i++) {
         struct conn *c = &gw->conns[i];

@@ -342,6 +342,24 @@ out:
 
 /* ---- enqueue ------------------------------------------------------------- */
 
+static json_object *new_job(const char *id, const char *kind, uint64_t guild_id, json_object *payload,
+                            int64_t deadline_ms, int64_t now, int64_t due_ms)
+{
+    json_object *job = json_object_new_object();
+    if (!job)
+        return NULL;
+    /* "attempt" first: the reaper script rewrites it in place. */
+    json_object_object_add(job, "attempt", json_object_new_int(1));
+    json_object_object_add(job, "id", json_object_new_string(id));
+    json_object_object_add(job, "kind", json_object_new_string(kind));
+    set_guild(job, guild_id);
+    json_object_object_add(job, "payload", json_object_get(payload));
+    json_object_object_add(job, "deadline_ms", json_object_new_int64(deadline_ms));
+    json_object_object_add(job, "enqueued_ms", json_object_new_int64(now));
+    json_object_object_add(job, "due_ms", json_object_new_int64(due_ms));
+    return job;
+}
+
 int gh_queue_enqueue_at(struct gh_redis *r, const char *queue, const char *id, const char *kind,
                         uint64_t guild_id, json_object *payload, int64_t deadline_ms, int64_t due_ms)
 {
@@ -361,18 +379,9 @@ int gh_queue_enqueue_at(struct gh_redis *r, const char *queue, const char *id, c
         due_ms = 0;
     else
         ttl += (due_ms - now) / 1000 + 1; /* the id stays taken while it waits */
-    job = json_object_new_object();
+    job = new_job(id, kind, guild_id, payload, deadline_ms, now, due_ms);
     if (!job)
         return GH_ENOMEM;
-    /* "attempt" first: the reaper script rewrites it in place. */
-    json_object_object_add(job, "attempt", json_object_new_int(1));
-    json_object_object_add(job, "id", json_object_new_string(id));
-    json_object_object_add(job, "kind", json_object_new_string(kind));
-    set_guild(job, guild_id);
-    json_object_object_add(job, "payload", json_object_get(payload));
-    json_object_object_add(job, "deadline_ms", json_object_new_int64(deadline_ms));
-    json_object_object_add(job, "enqueued_ms", json_object_new_int64(now));
-    json_object_object_add(job, "due_ms", json_object_new_int64(due_ms));
     snprintf(due, sizeof(due), "%" PRId64, due_ms);
 
     snprintf(ttl_s, sizeof(ttl_s), "%" PRId64, ttl);
@@ -390,6 +399,75 @@ int gh_queue_enqueue_at(struct gh_redis *r, const char *queue, const char *id, c
 out:
     freeReplyObject(rep);
     json_object_put(job);
+    return rc;
+}
+
+#define RC_NOSCRIPT 1 /* gh_queue_enqueue_many: sent again with EVAL */
+
+int gh_queue_enqueue_many(struct gh_redis *r, const char *queue, struct gh_queue_new *jobs, int n)
+{
+    char ready[QUEUE_KEY_MAX], delayed[QUEUE_KEY_MAX], ttl_s[24];
+    int64_t now = gh_now_ms();
+    int sent = 0, rc = GH_OK;
+
+    if (!r || !gh_queue_name_ok(queue) || n < 0 || (n > 0 && !jobs))
+        return GH_EINVAL;
+    if (qkey(ready, queue, "ready") != GH_OK || qkey(delayed, queue, "delayed") != GH_OK)
+        return GH_ETOOBIG;
+    snprintf(ttl_s, sizeof(ttl_s), "%d", GH_QUEUE_SEEN_TTL_S);
+    for (int i = 0; i < n; i++)
+        jobs[i].rc = GH_EINVAL;
+    if (!enqueue_script_s.sha[0])
+        script_load(r, &enqueue_script_s);
+    if (!enqueue_script_s.sha[0]) {
+        for (int i = 0; i < n; i++)
+            jobs[i].rc = GH_EREDIS;
+        return n > 0 ? GH_EREDIS : GH_OK;
+    }
+    for (int i = 0; i < n; i++) {
+        struct gh_queue_new *j = &jobs[i];
+        char seen[QUEUE_KEY_MAX];
+        json_object *job;
+        if (!valid_id(j->id, sizeof(((struct gh_job *)0)->id)) ||
+            !valid_id(j->kind, sizeof(((struct gh_job *)0)->kind)) || j->deadline_ms < 0)
+            continue;
+        if (seen_key(seen, queue, j->id) != GH_OK) {
+            j->rc = GH_ETOOBIG;
+            continue;
+        }
+        job = new_job(j->id, j->kind, j->guild_id, j->payload, j->deadline_ms, now, 0);
+        if (!job) {
+            j->rc = GH_ENOMEM;
+            continue;
+        }
+        (void)gh_redis_append(r, "EVALSHA %s 3 %s %s %s %s %s 0", enqueue_script_s.sha, seen, ready, delayed,
+                              json_object_to_json_string_ext(job, JSON_C_TO_STRING_PLAIN), ttl_s);
+        json_object_put(job);
+        j->rc = GH_EREDIS; /* until its reply says otherwise */
+        sent++;
+    }
+    for (int i = 0; i < n && sent > 0; i++) {
+        struct gh_queue_new *j = &jobs[i];
+        redisReply *rep;
+        if (j->rc != GH_EREDIS)
+            continue;
+        rep = gh_redis_get_reply(r);
+        sent--;
+        if (rep && rep->type == REDIS_REPLY_INTEGER)
+            j->rc = rep->integer == 1 ? GH_OK : GH_EDUPLICATE;
+        else if (rep && rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) == 0)
+            j->rc = RC_NOSCRIPT; /* the server lost the script: sent again below */
+        freeReplyObject(rep);
+    }
+    for (int i = 0; i < n; i++) {
+        if (jobs[i].rc == RC_NOSCRIPT) {
+            enqueue_script_s.sha[0] = '\0';
+            jobs[i].rc = gh_queue_enqueue_at(r, queue, jobs[i].id, jobs[i].kind, jobs[i].guild_id,
+                                             jobs[i].payload, jobs[i].deadline_ms, 0);
+        }
+        if (jobs[i].rc != GH_OK && jobs[i].rc != GH_EDUPLICATE && rc == GH_OK)
+            rc = jobs[i].rc;
+    }
     return rc;
 }
 

@@ -79,6 +79,21 @@ int gh_queue_enqueue(struct gh_redis *r, const char *queue, const char *id, cons
 int gh_queue_enqueue_at(struct gh_redis *r, const char *queue, const char *id, const char *kind,
                         uint64_t guild_id, json_object *payload, int64_t deadline_ms, int64_t due_ms);
 
+/* Many jobs (ready now) in one pipeline: one round trip instead of one per
+ * job. Each job's outcome in its rc (as gh_queue_enqueue: GH_OK, GH_EDUPLICATE,
+ * GH_EINVAL, GH_EREDIS for one Redis did not take). Returns GH_OK when every
+ * job was queued or a duplicate, else the first other rc (GH_EINVAL for a bad
+ * queue name: no rc set). payload borrowed. */
+struct gh_queue_new {
+    const char *id;
+    const char *kind;
+    uint64_t guild_id;
+    json_object *payload;
+    int64_t deadline_ms;
+    int rc; /* out */
+};
+int gh_queue_enqueue_many(struct gh_redis *r, const char *queue, struct gh_queue_new *jobs, int n);
+
 /* Acks of finished jobs held back to go with the next take (one script for
  * a whole batch instead of one per job). Zero it before use. */
 struct gh_queue_ack_item {

@@ -364,6 +364,148 @@ int gh_redis_append(struct gh_redis *r, const char *fmt, ...)
     return GH_OK;
 }
 
+/* ---- commands built in wire format -------------------------------------- */
+
+static void rcmd_put(struct gh_rcmd *c, const char *p, size_t n)
+{
+    if (c->oom)
+        return;
+    if (c->len + n + 1 > c->cap) {
+        size_t cap = c->cap ? c->cap : 256;
+        while (c->len + n + 1 > cap)
+            cap *= 2;
+        char *d = realloc(c->data, cap);
+        if (!d) {
+            c->oom = 1;
+            return;
+        }
+        c->data = d;
+        c->cap = cap;
+    }
+    memcpy(c->data + c->len, p, n);
+    c->len += n;
+}
+
+/* Decimal digits of v into the end of buf (size 24); returns the start. */
+static char *u64_digits(char *end, uint64_t v)
+{
+    do {
+        *--end = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return end;
+}
+
+static void rcmd_header(struct gh_rcmd *c, char kind, uint64_t n)
+{
+    char buf[24], *p = u64_digits(buf + sizeof(buf) - 2, n);
+    buf[sizeof(buf) - 2] = '\r';
+    buf[sizeof(buf) - 1] = '\n';
+    *--p = kind;
+    rcmd_put(c, p, (size_t)(buf + sizeof(buf) - p));
+}
+
+void gh_rcmd_begin(struct gh_rcmd *c, int argc)
+{
+    c->len = 0;
+    c->argc = 0;
+    c->want = argc;
+    c->oom = 0;
+    rcmd_header(c, '*', (uint64_t)argc);
+}
+
+void gh_rcmd_str(struct gh_rcmd *c, const char *s, size_t n)
+{
+    rcmd_header(c, '$', n);
+    rcmd_put(c, s, n);
+    rcmd_put(c, "\r\n", 2);
+    c->argc++;
+}
+
+void gh_rcmd_cstr(struct gh_rcmd *c, const char *s)
+{
+    gh_rcmd_str(c, s, strlen(s));
+}
+
+void gh_rcmd_u64(struct gh_rcmd *c, uint64_t v)
+{
+    char buf[24], *p = u64_digits(buf + sizeof(buf), v);
+    gh_rcmd_str(c, p, (size_t)(buf + sizeof(buf) - p));
+}
+
+void gh_rcmd_i64(struct gh_rcmd *c, int64_t v)
+{
+    char buf[24], *p;
+    if (v >= 0) {
+        gh_rcmd_u64(c, (uint64_t)v);
+        return;
+    }
+    p = u64_digits(buf + sizeof(buf), (uint64_t)0 - (uint64_t)v);
+    *--p = '-';
+    gh_rcmd_str(c, p, (size_t)(buf + sizeof(buf) - p));
+}
+
+void gh_rcmd_key_guild(struct gh_rcmd *c, uint64_t guild_id, const char *feature, const char *name,
+                       uint64_t id)
+{
+    char buf[160], d[24], *p;
+    size_t n = 0, fl = strlen(feature), nl = strlen(name);
+    if (fl + nl + 70 > sizeof(buf)) {
+        c->oom = 1; /* never with the hot path's names */
+        return;
+    }
+    memcpy(buf, "bot:{", 5);
+    n = 5;
+    p = u64_digits(d + sizeof(d), guild_id);
+    memcpy(buf + n, p, (size_t)(d + sizeof(d) - p));
+    n += (size_t)(d + sizeof(d) - p);
+    memcpy(buf + n, "}:", 2);
+    n += 2;
+    memcpy(buf + n, feature, fl);
+    n += fl;
+    buf[n++] = ':';
+    memcpy(buf + n, name, nl);
+    n += nl;
+    if (id) {
+        p = u64_digits(d + sizeof(d), id);
+        memcpy(buf + n, p, (size_t)(d + sizeof(d) - p));
+        n += (size_t)(d + sizeof(d) - p);
+    }
+    gh_rcmd_str(c, buf, n);
+}
+
+void gh_rcmd_cleanup(struct gh_rcmd *c)
+{
+    free(c->data);
+    memset(c, 0, sizeof(*c));
+}
+
+int gh_redis_append_rcmd(struct gh_redis *r, struct gh_rcmd *c)
+{
+    if (!r || !c)
+        return GH_EINVAL;
+    if (c->oom || c->argc != c->want || c->argc == 0) {
+        r->pending++; /* its reply reads as NULL, like a failed append */
+        if (r->c)
+            drop_ctx(r, c->oom ? "out of memory building a command" : "malformed command");
+        return c->oom ? GH_ENOMEM : GH_EINVAL;
+    }
+    if (r->pending > 0 && !r->c) {
+        r->pending++;
+        return GH_EREDIS;
+    }
+    if (r->pending == 0 && ensure(r) != GH_OK) {
+        r->pending++;
+        return GH_EREDIS;
+    }
+    r->pending++;
+    if (redisAppendFormattedCommand(r->c, c->data, c->len) != REDIS_OK) {
+        drop_ctx(r, "append failed");
+        return GH_EREDIS;
+    }
+    return GH_OK;
+}
+
 redisReply *gh_redis_get_reply(struct gh_redis *r)
 {
     void *reply = NULL;

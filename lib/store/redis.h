@@ -8,6 +8,7 @@
 
 #include <hiredis/hiredis.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct gh_logger;
 struct gh_redis;
@@ -30,6 +31,30 @@ redisReply *gh_redis_cmdargv(struct gh_redis *r, int argc, const char **argv, co
  * While replies are unread, gh_redis_cmd* return NULL (read them first). */
 int gh_redis_append(struct gh_redis *r, const char *fmt, ...);
 redisReply *gh_redis_get_reply(struct gh_redis *r);
+
+/* A command built argument by argument straight into Redis' wire format:
+ * appended without hiredis' format parsing (the gateway's hot path: a
+ * pipeline of scripts per batch). Zero it before first use; reusable (each
+ * gh_rcmd_begin starts over); gh_rcmd_cleanup frees it. Out of memory is
+ * remembered and reported by gh_redis_append_rcmd (GH_ENOMEM, nothing sent,
+ * but counted as pending like a failed gh_redis_append). */
+struct gh_rcmd {
+    char *data;
+    size_t len, cap;
+    int argc, want, oom;
+};
+void gh_rcmd_begin(struct gh_rcmd *c, int argc);
+void gh_rcmd_str(struct gh_rcmd *c, const char *s, size_t n);
+void gh_rcmd_cstr(struct gh_rcmd *c, const char *s);
+void gh_rcmd_u64(struct gh_rcmd *c, uint64_t v);
+void gh_rcmd_i64(struct gh_rcmd *c, int64_t v);
+/* bot:{<guild_id>}:<feature>:<name><id> (id 0 = none): gh_key_guild's key. */
+void gh_rcmd_key_guild(struct gh_rcmd *c, uint64_t guild_id, const char *feature, const char *name,
+                       uint64_t id);
+void gh_rcmd_cleanup(struct gh_rcmd *c);
+/* Appends c (which must have exactly the argc it began with) to the pipeline:
+ * like gh_redis_append. */
+int gh_redis_append_rcmd(struct gh_redis *r, struct gh_rcmd *c);
 
 int gh_redis_ping(struct gh_redis *r); /* GH_OK or GH_EREDIS */
 /* Borrowed hiredis context, NULL when disconnected. */

@@ -469,6 +469,23 @@ describe('moderation routes', () => {
     assert.equal(r3.status, 204);
     assert.equal((await api('GET', `/channels/${ch}/messages/${ids[1]}`)).status, 404);
   });
+
+  test('bulk delete: 2 to 100 ids', async () => {
+    const ch2 = demoGuild.channels.welcome.id;
+    const ids = [(await api('POST', `/channels/${ch2}/messages`, { body: { content: 'one' } })).json.id];
+    // 2..100 ids (Discord's schema), in another channel (the route allows 3 calls/s per channel): one id or 101 ids is a 400 50035 naming the field
+    const one = await api('POST', `/channels/${ch2}/messages/bulk-delete`, { body: { messages: [ids[0]] } });
+    assert.equal(one.status, 400);
+    assert.equal(one.json.code, 50035);
+    assert.ok(one.json.errors?.messages, JSON.stringify(one.json));
+    const many = Array.from({ length: 101 }, () => snowflake());
+    const r101 = await api('POST', `/channels/${ch2}/messages/bulk-delete`, { body: { messages: many } });
+    assert.equal(r101.status, 400);
+    assert.equal(r101.json.code, 50035);
+    assert.ok(r101.json.errors?.messages, JSON.stringify(r101.json));
+    const r100 = await api('POST', `/channels/${ch2}/messages/bulk-delete`, { body: { messages: many.slice(0, 100) } });
+    assert.equal(r100.status, 204, 'unknown ids count, as on Discord');
+  });
 });
 
 describe('moderation: DMs, channels, overwrites, limits', () => {

@@ -129,6 +129,43 @@ static void test_enqueue_dedupe(void **state)
     json_object_put(payload);
 }
 
+/* Many jobs in one pipeline: each outcome in its rc (queued, duplicate of a
+ * job queued before or earlier in the same call, invalid id), every valid new
+ * one in ready once. */
+static void test_enqueue_many(void **state)
+{
+    NEED_REDIS();
+    json_object *payload = json_tokener_parse("{\"n\":2}");
+    char a[64], b[64], key[256];
+    struct gh_queue_new jobs[4];
+
+    (void)state;
+    snprintf(a, sizeof(a), "test:many:a:%d", (int)getpid());
+    snprintf(b, sizeof(b), "test:many:b:%d", (int)getpid());
+    seen_key(a, key, sizeof(key));
+    freeReplyObject(gh_redis_cmd(r, "DEL %s", key));
+    seen_key(b, key, sizeof(key));
+    freeReplyObject(gh_redis_cmd(r, "DEL %s", key));
+    long long before = gh_queue_len(r, queue, "ready");
+    assert_int_equal(gh_queue_enqueue(r, queue, a, "test.kind", 1, payload, 0), GH_OK);
+    memset(jobs, 0, sizeof(jobs));
+    jobs[0] = (struct gh_queue_new){.id = a, .kind = "test.kind", .guild_id = 1, .payload = payload};
+    jobs[1] = (struct gh_queue_new){.id = b, .kind = "test.kind", .guild_id = 2, .payload = payload};
+    jobs[2] = (struct gh_queue_new){.id = b, .kind = "test.kind", .guild_id = 2, .payload = payload};
+    jobs[3] = (struct gh_queue_new){.id = "has space", .kind = "k", .payload = NULL};
+    assert_int_equal(gh_queue_enqueue_many(r, queue, jobs, 4), GH_EINVAL);
+    assert_int_equal(jobs[0].rc, GH_EDUPLICATE);
+    assert_int_equal(jobs[1].rc, GH_OK);
+    assert_int_equal(jobs[2].rc, GH_EDUPLICATE);
+    assert_int_equal(jobs[3].rc, GH_EINVAL);
+    assert_int_equal(gh_queue_len(r, queue, "ready"), before + 2);
+    assert_int_equal(gh_queue_enqueue_many(r, queue, jobs, 0), GH_OK);
+    assert_int_equal(gh_queue_enqueue_many(r, "Bad Queue", jobs, 1), GH_EINVAL);
+    /* the connection is usable after the pipeline */
+    assert_int_equal(gh_queue_enqueue(r, queue, b, "test.kind", 2, payload, 0), GH_EDUPLICATE);
+    json_object_put(payload);
+}
+
 static void test_pop_ack(void **state)
 {
     NEED_REDIS();
@@ -741,6 +778,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_partition),
         cmocka_unit_test_setup(test_enqueue_dedupe, each),
+        cmocka_unit_test_setup(test_enqueue_many, each),
         cmocka_unit_test_setup(test_pop_ack, each),
         cmocka_unit_test_setup(test_acks_with_take, each),
         cmocka_unit_test_setup(test_fail_retry_dead, each),

@@ -209,6 +209,63 @@ static void test_pipeline(void **state)
     gh_redis_free(r);
 }
 
+/* Commands built in wire format (gh_rcmd): keys as gh_key_guild builds them,
+ * numbers, binary-safe strings, a reused builder; a malformed one (argc not
+ * as announced) is refused and its reply reads as NULL. */
+static void test_rcmd(void **state)
+{
+    NEED_REDIS();
+    struct gh_redis *r = gh_redis_new(url, 500, &lg);
+    struct gh_rcmd c;
+    char key[128];
+    redisReply *rep;
+    const char bin[] = {'a', ' ', '\0', '\r', '\n', 'b'};
+
+    (void)state;
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(gh_key_guild(key, sizeof(key), 18446744073709551615ull, "test", "rc:%d", getpid()),
+                     GH_OK);
+    gh_rcmd_begin(&c, 5);
+    gh_rcmd_cstr(&c, "SET");
+    gh_rcmd_key_guild(&c, 18446744073709551615ull, "test", "rc:", (uint64_t)getpid());
+    gh_rcmd_str(&c, bin, sizeof(bin));
+    gh_rcmd_cstr(&c, "EX");
+    gh_rcmd_i64(&c, 60);
+    assert_int_equal(gh_redis_append_rcmd(r, &c), GH_OK);
+    gh_rcmd_begin(&c, 3); /* reused */
+    gh_rcmd_cstr(&c, "INCRBY");
+    gh_rcmd_key_guild(&c, 7, "test", "n", 0);
+    gh_rcmd_i64(&c, -12345678901234LL);
+    assert_int_equal(gh_redis_append_rcmd(r, &c), GH_OK);
+    rep = gh_redis_get_reply(r);
+    assert_non_null(rep);
+    assert_int_equal(rep->type, REDIS_REPLY_STATUS);
+    freeReplyObject(rep);
+    rep = gh_redis_get_reply(r);
+    assert_non_null(rep);
+    assert_int_equal(rep->type, REDIS_REPLY_INTEGER);
+    assert_true(rep->integer <= -12345678901234LL);
+    freeReplyObject(rep);
+    rep = gh_redis_cmd(r, "GET %s", key); /* the key gh_key_guild names */
+    assert_non_null(rep);
+    assert_int_equal(rep->type, REDIS_REPLY_STRING);
+    assert_int_equal(rep->len, sizeof(bin));
+    assert_memory_equal(rep->str, bin, sizeof(bin));
+    freeReplyObject(rep);
+    freeReplyObject(gh_redis_cmd(r, "DEL %s bot:{7}:test:n", key));
+    /* announced 3 arguments, gave 2: refused, its reply NULL, the connection usable after */
+    gh_rcmd_begin(&c, 3);
+    gh_rcmd_cstr(&c, "GET");
+    gh_rcmd_cstr(&c, key);
+    assert_int_equal(gh_redis_append_rcmd(r, &c), GH_EINVAL);
+    assert_null(gh_redis_get_reply(r));
+    rep = gh_redis_cmd(r, "PING");
+    assert_non_null(rep);
+    freeReplyObject(rep);
+    gh_rcmd_cleanup(&c);
+    gh_redis_free(r);
+}
+
 static void test_timeouts(void **state)
 {
     NEED_REDIS();
@@ -416,6 +473,7 @@ int main(void)
         cmocka_unit_test(test_reconnect_after_client_kill),
         cmocka_unit_test(test_down_backs_off),
         cmocka_unit_test(test_pipeline),
+        cmocka_unit_test(test_rcmd),
         cmocka_unit_test(test_timeouts),
         cmocka_unit_test(test_url_edge_cases),
         cmocka_unit_test(test_null_arguments),
