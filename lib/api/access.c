@@ -104,6 +104,54 @@ int gh_access_store_guilds(struct gh_api_call *c, uint64_t user_id, json_object 
     return rc;
 }
 
+int gh_access_fetch_guilds(struct gh_api_call *c, const char *authorization, json_object **out)
+{
+    char path[96], after[24] = "";
+    json_object *all = json_object_new_array();
+    int rc = all ? GH_OK : GH_ENOMEM;
+
+    *out = NULL;
+    for (int page = 0; rc == GH_OK && page < GH_ACCESS_GUILD_PAGES; page++) {
+        struct gh_rest_resp resp;
+        json_object *list = NULL;
+        size_t n = 0;
+
+        memset(&resp, 0, sizeof(resp));
+        (void)snprintf(path, sizeof(path), "/users/@me/guilds?limit=200%s%s", after[0] ? "&after=" : "", after);
+        struct gh_rest_req req = {.method = "GET", .path = path, .authorization = authorization};
+        rc = c->ctx->rest ? gh_api_user_call(c, &req, &resp) : GH_EUNAVAILABLE;
+        if (rc == GH_OK && (gh_json_parse(resp.body, resp.body_len, 8, &list) != GH_OK ||
+                            !json_object_is_type(list, json_type_array)))
+            rc = GH_EJSON;
+        if (rc != GH_OK)
+            GH_WARN(&c->ctx->log, "access: GET %s with the user's token failed: %s", path,
+                    resp.error[0] ? resp.error : gh_strerror(rc));
+        gh_rest_resp_cleanup(&resp);
+        if (rc == GH_OK) {
+            n = json_object_array_length(list);
+            for (size_t i = 0; i < n; i++)
+                json_object_array_add(all, json_object_get(json_object_array_get_idx(list, i)));
+            const char *last = n ? gh_json_get_str(json_object_array_get_idx(list, n - 1), "id") : NULL;
+            if (n < 200 || !last || strlen(last) >= sizeof(after))
+                n = 0; /* the last page */
+            else
+                (void)snprintf(after, sizeof(after), "%s", last);
+        }
+        json_object_put(list);
+        if (rc == GH_OK && n == 0)
+            break;
+        if (rc == GH_OK && page == GH_ACCESS_GUILD_PAGES - 1)
+            GH_WARN(&c->ctx->log, "access: user %llu is in more than %d guilds; only the first %d are read",
+                    (unsigned long long)c->user_id, GH_ACCESS_GUILD_PAGES * 200, GH_ACCESS_GUILD_PAGES * 200);
+    }
+    if (rc != GH_OK) {
+        json_object_put(all);
+        return rc;
+    }
+    *out = all;
+    return GH_OK;
+}
+
 /* Reads the list again from Discord with the user's token. */
 static int refresh_from_discord(struct gh_api_call *c, const char *sealed)
 {
@@ -125,11 +173,7 @@ static int refresh_from_discord(struct gh_api_call *c, const char *sealed)
         return GH_EUNAUTHORIZED;
     }
     (void)snprintf(auth, sizeof(auth), "Bearer %s", token);
-    struct gh_rest_req req = {.method = "GET", .path = "/users/@me/guilds", .authorization = auth};
-    rc = c->ctx->rest ? gh_rest_do(c->ctx->rest, &req, &resp) : GH_EUNAVAILABLE;
-    if (rc == GH_OK && (gh_json_parse(resp.body, resp.body_len, 8, &list) != GH_OK ||
-                        !json_object_is_type(list, json_type_array)))
-        rc = GH_EJSON;
+    rc = gh_access_fetch_guilds(c, auth, &list);
     if (rc == GH_OK)
         rc = gh_access_store_guilds(c, c->user_id, list);
     else

@@ -40,7 +40,7 @@
  * guild list per user and per application; a login is rare and worth a short
  * wait, so a 429 asking for at most 5 s is waited out once (the bot's REST
  * client in this process never waits). */
-static int user_call(struct gh_api_call *c, const struct gh_rest_req *req, struct gh_rest_resp *resp)
+int gh_api_user_call(struct gh_api_call *c, const struct gh_rest_req *req, struct gh_rest_resp *resp)
 {
     int rc = c->ctx->rest ? gh_rest_do(c->ctx->rest, req, resp) : GH_EUNAVAILABLE;
     if (rc == GH_ERATELIMIT && resp->retry_after > 0 && resp->retry_after <= 5.0) {
@@ -188,7 +188,7 @@ static int exchange_code(struct gh_api_call *c, const char *code, json_object **
                               .body_len = (size_t)n,
                               .content_type = "application/x-www-form-urlencoded",
                               .authorization = auth};
-    rc = user_call(c, &req, &resp);
+    rc = gh_api_user_call(c, &req, &resp);
     if (rc == GH_OK && (gh_json_parse(resp.body, resp.body_len, 8, tok) != GH_OK ||
                         gh_json_get_str(*tok, "access_token") == NULL)) {
         json_object_put(*tok);
@@ -211,7 +211,7 @@ static int bearer_get(struct gh_api_call *c, const char *token, const char *path
     if (snprintf(auth, sizeof(auth), "Bearer %s", token) >= (int)sizeof(auth))
         return GH_ETOOBIG;
     struct gh_rest_req req = {.method = "GET", .path = path, .authorization = auth};
-    rc = user_call(c, &req, &resp);
+    rc = gh_api_user_call(c, &req, &resp);
     if (rc == GH_OK && gh_json_parse(resp.body, resp.body_len, 8, out) != GH_OK)
         rc = GH_EDISCORD;
     if (rc != GH_OK)
@@ -341,8 +341,14 @@ void gh_api_auth_callback(struct gh_api_call *c)
         return;
     }
     rc = bearer_get(c, gh_json_get_str(tok, "access_token"), "/users/@me", &me);
-    if (rc == GH_OK)
-        rc = bearer_get(c, gh_json_get_str(tok, "access_token"), "/users/@me/guilds", &guilds);
+    if (rc == GH_OK) {
+        char auth[600];
+        const char *at = gh_json_get_str(tok, "access_token");
+        if (!at || snprintf(auth, sizeof(auth), "Bearer %s", at) >= (int)sizeof(auth))
+            rc = GH_EDISCORD;
+        else
+            rc = gh_access_fetch_guilds(c, auth, &guilds);
+    }
     if (rc == GH_OK &&
         (gh_json_get_str(me, "id") == NULL || gh_cstr_to_u64(gh_json_get_str(me, "id"), &user_id) != GH_OK ||
          !json_object_is_type(guilds, json_type_array)))

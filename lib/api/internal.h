@@ -68,6 +68,20 @@ void gh_access_forget(struct gh_api_call *c, uint64_t guild_id, uint64_t user_id
 #define GH_ACCESS_CACHE_TTL_S 60
 /* Stores a freshly read guild list for user (PostgreSQL and Redis). */
 int gh_access_store_guilds(struct gh_api_call *c, uint64_t user_id, json_object *guilds);
+/* Every page of Discord's GET /users/@me/guilds (200 guilds a page, sorted by
+ * id; at most GH_ACCESS_GUILD_PAGES pages) read with the user's credential
+ * authorization ("Bearer <token>"), into *out: a new array, caller puts. A
+ * page that fails fails the whole read (a partial list would drop access).
+ * GH_OK or the REST error. */
+#define GH_ACCESS_GUILD_PAGES 5
+int gh_access_fetch_guilds(struct gh_api_call *c, const char *authorization, json_object **out);
+
+/* ---- auth.c */
+struct gh_rest_req;
+struct gh_rest_resp;
+/* A call with a user's credential: a 429 asking to wait at most 5 s is waited
+ * out once (Discord allows GET /users/@me/guilds once a second per user). */
+int gh_api_user_call(struct gh_api_call *c, const struct gh_rest_req *req, struct gh_rest_resp *resp);
 
 /* ---- rate limits (limits.c) */
 /* Counts this request against the route's class for IP, user, guild and
