@@ -53,13 +53,13 @@
 #define CHUNK 64
 #define MAX_ROLES 64
 #define MAX_HITS GH_AM_RULE_COUNT
-#define REDIS_LOG_EVERY_US 10000000LL
+#define REDIS_LOG_EVERY_MS 10000
 #define PERM_ADMINISTRATOR (1ull << 3)
 #define PERM_MANAGE_GUILD (1ull << 5)
 
 static struct gh_setcache *cache; /* one per process: gateway-lite's loop is one thread */
 static int cache_ttl_ms = -1;
-static int64_t redis_logged_us;
+static int64_t redis_logged_ms;
 
 static void *parse_cb(json_object *doc, uint64_t guild_id)
 {
@@ -252,11 +252,9 @@ static int read_msg(struct gh_ctx *ctx, struct gh_event *ev, int is_edit, struct
 
 static void redis_down(struct gh_ctx *ctx, struct gh_event *ev)
 {
-    int64_t now = gh_mono_us();
     if (ev && ev->stats)
         ev->stats->redis_failures++;
-    if (now - redis_logged_us >= REDIS_LOG_EVERY_US) {
-        redis_logged_us = now;
+    if (gh_every(&redis_logged_ms, gh_mono_ms(), REDIS_LOG_EVERY_MS)) {
         GH_WARN(&ctx->log, "automod: Redis unavailable: the rate and repeat rules are skipped (content rules "
                            "still act)");
     }

@@ -47,10 +47,8 @@ void gh_events_set_msg_cap(int cap)
 
 void gh_events_redis_down(struct gh_ctx *ctx, const char *what)
 {
-    int64_t now = gh_mono_ms();
-    if (redis_down_logged_ms && now - redis_down_logged_ms < 10000)
+    if (!gh_every(&redis_down_logged_ms, gh_mono_ms(), 10000))
         return;
-    redis_down_logged_ms = now;
     GH_WARN(&ctx->log, "events: Redis is unavailable; %s skipped (logged once per 10 s)", what);
 }
 

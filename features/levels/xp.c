@@ -131,8 +131,7 @@ static void redis_down(struct gh_ctx *ctx, struct gh_event *const *evs, int n, c
             evs[i]->stats->redis_failures++;
             break;
         }
-    if (now - last_fail_log_ms >= 10000 || last_fail_log_ms == 0) {
-        last_fail_log_ms = now;
+    if (gh_every(&last_fail_log_ms, now, 10000)) {
         GH_WARN(&ctx->log, "levels: Redis unavailable (%s): no XP for this batch of %d events", what, n);
     }
 }

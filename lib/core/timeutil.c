@@ -27,6 +27,14 @@ int64_t gh_mono_ms(void)
     return clock_ms(CLOCK_MONOTONIC);
 }
 
+int gh_every(int64_t *last_ms, int64_t now_ms, int64_t every_ms)
+{
+    if (*last_ms != 0 && now_ms - *last_ms < every_ms)
+        return 0;
+    *last_ms = now_ms;
+    return 1;
+}
+
 int64_t gh_mono_us(void)
 {
     struct timespec ts;

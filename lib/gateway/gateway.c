@@ -125,10 +125,7 @@ static double rnd01(struct gh_gateway *gw)
 
 static int throttle(int64_t *last, int64_t now)
 {
-    if (*last != 0 && now - *last < LOG_EVERY_MS)
-        return 0;
-    *last = now;
-    return 1;
+    return gh_every(last, now, LOG_EVERY_MS);
 }
 
 static const struct gh_logger *LG(const struct gh_gateway *gw)

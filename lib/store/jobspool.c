@@ -31,10 +31,7 @@ struct gh_jobspool {
 
 static int throttle(int64_t *last, int64_t now)
 {
-    if (*last != 0 && now - *last < LOG_EVERY_MS)
-        return 0;
-    *last = now;
-    return 1;
+    return gh_every(last, now, LOG_EVERY_MS);
 }
 
 struct gh_jobspool *gh_jobspool_new(int max)
