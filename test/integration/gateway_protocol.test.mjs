@@ -249,6 +249,9 @@ test('events dispatched while disconnected are replayed after the resume, each h
   await start(t);
   const { s } = await connected(0);
   const gid = newGuildId();
+  // the status hash is written every GATEWAY_STATUS_INTERVAL_MS: count from a status that has
+  // caught up with everything the session sent so far (READY and the GUILD_CREATEs)
+  await waitFor(() => Number(status(0).seq) >= Number(s.seq), { message: `status at seq ${s.seq}` });
   const base = Number(status(0).events || 0);
   await gw('POST', '/action', { shard: 0, action: 'drop' });
   const sent = [];
